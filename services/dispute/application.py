@@ -1,0 +1,249 @@
+"""The application layer: commands and queries over the Order and Dispute aggregates.
+
+Each command loads, calls one domain method, and saves. The time comes from the injected
+clock. Storage errors are translated here into domain errors, so callers see one
+hierarchy. Persistence (SQLite or PostgreSQL) is chosen by the eventsourcing environment
+the caller passes (see `settings.Settings.persistence_env`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from shared.clock import Clock, SystemClock
+from shared.money import Money
+
+from .domain import (
+    COMMAND_METHODS,
+    ActionNotAllowed,
+    ConcurrentUpdate,
+    Dispute,
+    DisputeAlreadyExists,
+    DisputeNotFound,
+    Order,
+    OrderFacts,
+    OrderNotFound,
+    Policy,
+    VersionMismatch,
+    dispute_id,
+    order_id,
+    rules,
+)
+from .domain.values import Actor, Context, Role
+
+SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
+
+
+class DisputeApplication(Application[UUID]):
+    name = "Disputes"
+    snapshotting_intervals = {Dispute: 50}  # noqa: RUF012 (the library's class variable)
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        super().__init__(env=env)
+        self.clock: Clock = clock or SystemClock()
+        self.policy = policy or Policy()
+
+    def context(self, actor: Actor, correlation_id: str) -> Context:
+        return Context(actor=actor, at=self.clock.now(), correlation_id=correlation_id)
+
+    # Orders ----------------------------------------------------------------------------
+
+    def put_order(
+        self, actor: Actor, correlation_id: str, order_ref: str, facts: OrderFacts
+    ) -> tuple[Order, bool]:
+        """Registers an order, or adds shipping and delivery facts to it.
+
+        Returns the order and whether it was newly registered. Repeating the same facts
+        records nothing.
+        """
+        for attempt in range(2):
+            ctx = self.context(actor, correlation_id)
+            existing = self._find_order(order_ref)
+            if existing is None:
+                order = Order.register(ctx, order_ref, facts, self.policy)
+                created = True
+            else:
+                order, created = existing, False
+                order.record_facts(ctx, facts)
+            try:
+                self.save(order)
+            except IntegrityError:
+                if attempt == 0:
+                    continue  # a racing registration or update won: apply ours to theirs
+                raise ConcurrentUpdate(f"order {order_ref}") from None
+            return order, created
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def extend_protection(
+        self, actor: Actor, correlation_id: str, order_ref: str, days: object, reason: object
+    ) -> Order:
+        order = self.get_order(actor, order_ref)
+        order.extend_protection(self.context(actor, correlation_id), days, reason)
+        self._save(order, f"order {order_ref}")
+        return order
+
+    def get_order(self, actor: Actor, order_ref: str) -> Order:
+        order = self._find_order(order_ref)
+        if order is None or not order.visible_to(actor):
+            raise OrderNotFound(order_ref)
+        return order
+
+    def _find_order(self, order_ref: str) -> Order | None:
+        try:
+            order: Order = self.repository.get(order_id(order_ref))
+        except AggregateNotFoundError:
+            return None
+        return order
+
+    # Disputes: commands ----------------------------------------------------------------
+
+    def open_dispute(
+        self,
+        actor: Actor,
+        correlation_id: str,
+        *,
+        order_ref: str,
+        reason: object,
+        requested_resolution: object,
+        amount: Money,
+        description: object,
+        evidence: Sequence[Mapping[str, Any]],
+    ) -> Dispute:
+        order = self.get_order(actor, order_ref)
+        dispute = Dispute.open(
+            self.context(actor, correlation_id),
+            order,
+            reason=reason,
+            requested_resolution=requested_resolution,
+            amount=amount,
+            description=description,
+            evidence=evidence,
+            policy=self.policy,
+        )
+        try:
+            self.save(dispute, order)  # one transaction: both or neither
+        except IntegrityError:
+            if dispute_id(order_ref) in self.repository:
+                raise DisputeAlreadyExists(order_ref, str(dispute_id(order_ref))) from None
+            raise ConcurrentUpdate(f"order {order_ref}") from None
+        return dispute
+
+    def act(
+        self,
+        actor: Actor,
+        correlation_id: str,
+        ref: str,
+        action: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> Dispute:
+        """Takes one action of the API's table (`accept-offer`, `rule`, ...) on a dispute.
+
+        With `expected_version`, a dispute at another version is refused (and so is a
+        racing write that wins first): nothing is recorded.
+        """
+        trigger = rules.trigger_for(action)
+        dispute = self.get_dispute(actor, ref)
+        if expected_version is not None and dispute.version != expected_version:
+            raise VersionMismatch(f"dispute {ref}", expected_version, dispute.version)
+        if trigger is None:
+            raise ActionNotAllowed(action, dispute.state, dispute.allowed_actions(actor))
+        method = getattr(dispute, COMMAND_METHODS[trigger])
+        method(self.context(actor, correlation_id), **dict(args or {}))
+        try:
+            self.save(dispute)
+        except IntegrityError:
+            if expected_version is not None:
+                current = self.repository.get(dispute.id).version
+                raise VersionMismatch(f"dispute {ref}", expected_version, current) from None
+            raise ConcurrentUpdate(f"dispute {ref}") from None
+        return dispute
+
+    def fire_due_timeouts(self, ref: str | UUID, correlation_id: str) -> list[str]:
+        """Fires every time-out of one dispute that the table says is due now.
+
+        Re-reads the aggregate first, so a time-out already fired (by another worker,
+        or before a restart) is not fired again. Returns the triggers fired.
+        """
+        fired: list[str] = []
+        while True:
+            try:
+                dispute: Dispute = self.repository.get(_uuid(ref))
+            except AggregateNotFoundError:
+                return fired
+            ctx = self.context(SYSTEM_ACTOR, correlation_id)
+            due = dispute.due_timeouts(ctx.at)
+            if not due:
+                return fired
+            dispute.fire_timeout(ctx, due[0])
+            try:
+                self.save(dispute)
+            except IntegrityError:
+                continue  # someone else acted first; look again at the new version
+            fired.append(due[0])
+
+    # Disputes: queries -----------------------------------------------------------------
+
+    def get_dispute(
+        self,
+        actor: Actor,
+        ref: str | UUID,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Dispute:
+        """The dispute now, or as it was at a version or a moment (replayed from events)."""
+        aggregate_id = _uuid(ref)
+        if as_of is not None:
+            version = self._version_at(aggregate_id, as_of, ref)
+        try:
+            dispute: Dispute = self.repository.get(aggregate_id, version=version)
+        except (AggregateNotFoundError, ValueError):
+            raise DisputeNotFound(str(ref)) from None
+        if not isinstance(dispute, Dispute) or not dispute.visible_to(actor):
+            raise DisputeNotFound(str(ref))
+        if version is not None and dispute.version != version:
+            raise DisputeNotFound(f"{ref} at version {version}")
+        return dispute
+
+    def dispute_events(self, actor: Actor, ref: str | UUID) -> list[Dispute.Event]:
+        dispute = self.get_dispute(actor, ref)
+        return list(self.events.get(dispute.id))  # type: ignore[arg-type]
+
+    def _version_at(self, aggregate_id: UUID, as_of: datetime, ref: object) -> int:
+        version = None
+        for event in self.events.get(aggregate_id):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        if version is None:
+            raise DisputeNotFound(f"{ref} as of {as_of.isoformat()}")
+        return version
+
+    def _save(self, aggregate: Order | Dispute, ref: str) -> None:
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise ConcurrentUpdate(ref) from None
+
+
+def _uuid(ref: str | UUID) -> UUID:
+    if isinstance(ref, UUID):
+        return ref
+    try:
+        return UUID(ref)
+    except (ValueError, TypeError, AttributeError):
+        raise DisputeNotFound(str(ref)) from None

@@ -1,0 +1,464 @@
+"""The dispute's lifecycle as one transition table: the single source of truth.
+
+`TRANSITIONS` is read by a module-level `transitions.Machine` used as a read-only rule
+book (it is never bound to an aggregate, see ../shared/notes/libraries.md). Everything
+that decides what is allowed reads it:
+
+- the aggregate's guards (`destination`), before any event is recorded;
+- the API's list of allowed actions for a caller (`allowed_actions`);
+- the deadline worker (`due_timeouts`): a time-out is a trigger of the table, role system;
+- the published diagram (`mermaid`).
+
+Conditions are names of pure methods of `Probe`, a throw-away object holding only the
+facts a guard may look at. Three kinds of condition exist:
+- role guards (`by_buyer`...): who may pull the trigger at all;
+- fact guards (`sellers_turn`, `seller_response_due`...): what the dispute's state allows;
+- settlement guards (`settles_by_refund`...): which destination a resolution leads to,
+  chosen by the terms being settled on (the buyer's request, an offer, a ruling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from transitions import Machine
+
+from .errors import ActionNotAllowed, RoleNotPermitted
+from .values import Role, Settlement
+
+AWAITING_SELLER = "awaiting_seller"
+NEGOTIATING = "negotiating"
+UNDER_REVIEW = "under_review"
+AWAITING_RETURN = "awaiting_return"
+RETURN_IN_TRANSIT = "return_in_transit"
+REFUND_PENDING = "refund_pending"
+CLOSED = "closed"
+
+STATES = [
+    AWAITING_SELLER,
+    NEGOTIATING,
+    UNDER_REVIEW,
+    AWAITING_RETURN,
+    RETURN_IN_TRANSIT,
+    REFUND_PENDING,
+    CLOSED,
+]
+OPEN_STATES = [s for s in STATES if s != CLOSED]
+BEFORE_REFUND = [AWAITING_SELLER, NEGOTIATING, UNDER_REVIEW, AWAITING_RETURN, RETURN_IN_TRANSIT]
+
+# Where each kind of settlement leads.
+_SETTLEMENT_DEST = {
+    Settlement.REFUND: (REFUND_PENDING, "settles_by_refund"),
+    Settlement.RETURN: (AWAITING_RETURN, "settles_by_return"),
+    Settlement.REPLACEMENT: (CLOSED, "settles_by_replacement"),
+    Settlement.NOTHING: (CLOSED, "settles_with_nothing"),
+}
+
+
+def _resolution(
+    trigger: str,
+    source: str | list[str],
+    conditions: list[str],
+    settlements: Sequence[Settlement],
+) -> list[dict[str, Any]]:
+    """Rows for a trigger that resolves the dispute: one per settlement it can lead to."""
+    return [
+        {
+            "trigger": trigger,
+            "source": source,
+            "dest": _SETTLEMENT_DEST[s][0],
+            "conditions": [*conditions, _SETTLEMENT_DEST[s][1]],
+        }
+        for s in settlements
+    ]
+
+
+_REQUEST = (Settlement.REFUND, Settlement.RETURN)  # what a buyer's request can be
+_OFFER = (Settlement.REFUND, Settlement.RETURN, Settlement.REPLACEMENT)
+_RULING = (Settlement.REFUND, Settlement.RETURN, Settlement.NOTHING)
+
+# `dest: None` is a transition that stays in its state (an internal transition).
+TRANSITIONS: list[dict[str, Any]] = [
+    # The seller's first answer
+    *_resolution("accept", AWAITING_SELLER, ["by_seller"], _REQUEST),
+    {"trigger": "reject", "source": AWAITING_SELLER, "dest": NEGOTIATING,
+     "conditions": ["by_seller"]},
+    {"trigger": "offer", "source": AWAITING_SELLER, "dest": NEGOTIATING,
+     "conditions": ["by_seller"]},
+    *_resolution(
+        "seller_response_timeout", AWAITING_SELLER, ["by_system", "seller_response_due"], _REQUEST
+    ),
+    # Negotiation: turns alternate; a party answers the other's standing proposal
+    *_resolution("accept", NEGOTIATING, ["by_seller", "sellers_turn"], _REQUEST),
+    {"trigger": "reject", "source": NEGOTIATING, "dest": None,
+     "conditions": ["by_seller", "sellers_turn"]},
+    {"trigger": "offer", "source": NEGOTIATING, "dest": None,
+     "conditions": ["by_seller", "sellers_turn"]},
+    *_resolution(
+        "accept_offer", NEGOTIATING, ["by_buyer", "buyers_turn", "has_standing_offer"], _OFFER
+    ),
+    {"trigger": "revise", "source": NEGOTIATING, "dest": None,
+     "conditions": ["by_buyer", "buyers_turn"]},
+    {"trigger": "escalate", "source": NEGOTIATING, "dest": UNDER_REVIEW,
+     "conditions": ["by_buyer"]},
+    *_resolution(
+        "seller_response_timeout",
+        NEGOTIATING,
+        ["by_system", "sellers_turn", "seller_response_due"],
+        _REQUEST,
+    ),
+    {"trigger": "buyer_response_timeout", "source": NEGOTIATING, "dest": CLOSED,
+     "conditions": ["by_system", "buyers_turn", "buyer_response_due"]},
+    {"trigger": "withdraw", "source": [AWAITING_SELLER, NEGOTIATING], "dest": CLOSED,
+     "conditions": ["by_buyer"]},
+    # Review by the marketplace
+    {"trigger": "offer", "source": UNDER_REVIEW, "dest": None, "conditions": ["by_seller"]},
+    *_resolution("accept_offer", UNDER_REVIEW, ["by_buyer", "has_standing_offer"], _OFFER),
+    {"trigger": "request_info", "source": UNDER_REVIEW, "dest": None, "conditions": ["by_agent"]},
+    {"trigger": "info_request_timeout", "source": UNDER_REVIEW, "dest": None,
+     "conditions": ["by_system", "info_request_due"]},
+    *_resolution("rule", UNDER_REVIEW, ["by_agent"], _RULING),
+    # The return leg
+    {"trigger": "ship_return", "source": AWAITING_RETURN, "dest": RETURN_IN_TRANSIT,
+     "conditions": ["by_buyer"]},
+    {"trigger": "return_shipment_timeout", "source": AWAITING_RETURN, "dest": CLOSED,
+     "conditions": ["by_system", "return_shipment_due"]},
+    {"trigger": "return_delivered", "source": RETURN_IN_TRANSIT, "dest": None,
+     "conditions": ["by_service", "return_not_delivered"]},
+    {"trigger": "confirm_return", "source": RETURN_IN_TRANSIT, "dest": REFUND_PENDING,
+     "conditions": ["by_seller"]},
+    {"trigger": "contest_return", "source": RETURN_IN_TRANSIT, "dest": UNDER_REVIEW,
+     "conditions": ["by_seller"]},
+    {"trigger": "return_confirmation_timeout", "source": RETURN_IN_TRANSIT,
+     "dest": REFUND_PENDING, "conditions": ["by_system", "return_confirmation_due"]},
+    # The refund leg
+    {"trigger": "refund_paid", "source": REFUND_PENDING, "dest": CLOSED,
+     "conditions": ["by_service"]},
+    {"trigger": "refund_failed", "source": REFUND_PENDING, "dest": None,
+     "conditions": ["by_service"]},
+    # The record, at any open stage
+    {"trigger": "evidence", "source": BEFORE_REFUND, "dest": None, "conditions": ["by_party"]},
+    {"trigger": "messages", "source": OPEN_STATES, "dest": None,
+     "conditions": ["by_party_or_agent"]},
+    {"trigger": "extend_deadline", "source": OPEN_STATES, "dest": None,
+     "conditions": ["by_agent", "has_extendable_deadline"]},
+]  # fmt: skip
+
+# Each deadline kind, whom it is due from, and the time-out trigger that fires when it
+# passes (None: an SLA shown on dashboards, not a transition).
+DEADLINES: dict[str, str | None] = {
+    "seller_response": "seller_response_timeout",
+    "buyer_response": "buyer_response_timeout",
+    "info_request_buyer": "info_request_timeout",
+    "info_request_seller": "info_request_timeout",
+    "ruling": None,
+    "return_shipment": "return_shipment_timeout",
+    "return_confirmation": "return_confirmation_timeout",
+    "refund_payout": None,
+}
+
+ROLE_GUARDS = frozenset(
+    {"by_buyer", "by_seller", "by_agent", "by_service", "by_system", "by_party",
+     "by_party_or_agent"}
+)  # fmt: skip
+SETTLEMENT_GUARDS = frozenset(g for _, g in _SETTLEMENT_DEST.values())
+
+MACHINE = Machine(
+    model=None,
+    states=STATES,
+    transitions=TRANSITIONS,
+    initial=AWAITING_SELLER,
+    auto_transitions=False,
+    send_event=False,
+)
+
+TRIGGERS: list[str] = list(dict.fromkeys(row["trigger"] for row in TRANSITIONS))
+TIMEOUT_TRIGGERS: list[str] = list(dict.fromkeys(t for t in DEADLINES.values() if t))
+ACTION_TRIGGERS: list[str] = [t for t in TRIGGERS if t not in TIMEOUT_TRIGGERS]
+
+
+def action_name(trigger: str) -> str:
+    """The API's name for a trigger: `accept_offer` is `accept-offer`."""
+    return trigger.replace("_", "-")
+
+
+def trigger_for(action: str) -> str | None:
+    trigger = action.replace("-", "_")
+    return trigger if trigger in ACTION_TRIGGERS and action == action_name(trigger) else None
+
+
+class DisputeFacts(Protocol):
+    """What a guard may look at. The Dispute aggregate provides it."""
+
+    state: str
+    turn: str | None
+    standing_offer: dict[str, Any] | None
+    deadlines: list[dict[str, Any]]
+    return_shipment: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The throw-away model the table's conditions are evaluated against."""
+
+    facts: DisputeFacts
+    role: str
+    at: datetime | None = None
+    settlement: str | None = None
+
+    # Role guards
+    def by_buyer(self) -> bool:
+        return self.role == Role.BUYER
+
+    def by_seller(self) -> bool:
+        return self.role == Role.SELLER
+
+    def by_agent(self) -> bool:
+        return self.role == Role.AGENT
+
+    def by_service(self) -> bool:
+        return self.role == Role.SERVICE
+
+    def by_system(self) -> bool:
+        return self.role == Role.SYSTEM
+
+    def by_party(self) -> bool:
+        return self.role in (Role.BUYER, Role.SELLER)
+
+    def by_party_or_agent(self) -> bool:
+        return self.role in (Role.BUYER, Role.SELLER, Role.AGENT)
+
+    # Fact guards
+    def sellers_turn(self) -> bool:
+        return self.facts.turn == Role.SELLER
+
+    def buyers_turn(self) -> bool:
+        return self.facts.turn == Role.BUYER
+
+    def has_standing_offer(self) -> bool:
+        return self.facts.standing_offer is not None
+
+    def return_not_delivered(self) -> bool:
+        shipment = self.facts.return_shipment
+        return shipment is not None and shipment.get("delivered_at") is None
+
+    def has_extendable_deadline(self) -> bool:
+        return any(d["kind"] != "refund_payout" for d in self.facts.deadlines)
+
+    def _due(self, *kinds: str) -> bool:
+        return self.at is not None and any(
+            d["kind"] in kinds and d["due_at"] <= self.at for d in self.facts.deadlines
+        )
+
+    def seller_response_due(self) -> bool:
+        return self._due("seller_response")
+
+    def buyer_response_due(self) -> bool:
+        return self._due("buyer_response")
+
+    def info_request_due(self) -> bool:
+        return self._due("info_request_buyer", "info_request_seller")
+
+    def return_shipment_due(self) -> bool:
+        return self._due("return_shipment")
+
+    def return_confirmation_due(self) -> bool:
+        return self._due("return_confirmation")
+
+    # Settlement guards
+    def settles_by_refund(self) -> bool:
+        return self.settlement == Settlement.REFUND
+
+    def settles_by_return(self) -> bool:
+        return self.settlement == Settlement.RETURN
+
+    def settles_by_replacement(self) -> bool:
+        return self.settlement == Settlement.REPLACEMENT
+
+    def settles_with_nothing(self) -> bool:
+        return self.settlement == Settlement.NOTHING
+
+
+def _passes(transition: Any, probe: Probe, skip: Iterable[str] = ()) -> bool:
+    skipped = set(skip)
+    return all(
+        getattr(probe, cond.func)() == cond.target
+        for cond in transition.conditions
+        if cond.func not in skipped
+    )
+
+
+def _rows(trigger: str, state: str) -> list[Any]:
+    if trigger not in MACHINE.events:
+        return []
+    return list(MACHINE.get_transitions(trigger=trigger, source=state))
+
+
+def role_may(trigger: str, role: str) -> bool:
+    """Whether `role` may ever pull `trigger`, in some state."""
+    return any(role_may_row(row, role) for row in TRANSITIONS if row["trigger"] == trigger)
+
+
+def is_allowed(trigger: str, facts: DisputeFacts, role: str, at: datetime | None = None) -> bool:
+    """Whether the trigger is allowed now, whatever terms it would settle on."""
+    probe = Probe(facts=facts, role=role, at=at)
+    return any(_passes(t, probe, SETTLEMENT_GUARDS) for t in _rows(trigger, facts.state))
+
+
+def allowed_actions(facts: DisputeFacts, role: str) -> list[str]:
+    """The API actions this role may take now, in the table's order."""
+    return [action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role)]
+
+
+def check(trigger: str, facts: DisputeFacts, role: str, at: datetime) -> None:
+    """Refuses a trigger the role may never pull, or the dispute's state does not allow
+    now (whatever terms it would settle on)."""
+    if not role_may(trigger, role):
+        raise RoleNotPermitted(action_name(trigger), role)
+    if not is_allowed(trigger, facts, role, at):
+        raise ActionNotAllowed(
+            action_name(trigger),
+            facts.state,
+            allowed_actions(facts, role) if role != Role.SYSTEM else [],
+            why=_why_not(trigger, facts, role),
+        )
+
+
+def destination(
+    trigger: str,
+    facts: DisputeFacts,
+    role: str,
+    at: datetime,
+    settlement: str | None = None,
+) -> str:
+    """The state the trigger leads to, or the refusal that says why it cannot be pulled.
+
+    Raises RoleNotPermitted when the role may never pull it, ActionNotAllowed when the
+    dispute's state does not allow it now.
+    """
+    if not role_may(trigger, role):
+        raise RoleNotPermitted(action_name(trigger), role)
+    probe = Probe(facts=facts, role=role, at=at, settlement=settlement)
+    for transition in _rows(trigger, facts.state):
+        if _passes(transition, probe):
+            return transition.dest if transition.dest is not None else facts.state
+    raise ActionNotAllowed(
+        action_name(trigger),
+        facts.state,
+        allowed_actions(facts, role) if role != Role.SYSTEM else [],
+        why=_why_not(trigger, facts, role),
+    )
+
+
+def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
+    if facts.state == CLOSED:
+        return "the dispute is closed"
+    if trigger in ("accept", "reject", "offer") and facts.state == NEGOTIATING:
+        return "it is the buyer's turn" if facts.turn == Role.BUYER else ""
+    if trigger in ("accept_offer", "revise") and facts.state == NEGOTIATING:
+        if facts.turn == Role.SELLER:
+            return "it is the seller's turn"
+    if trigger == "accept_offer" and facts.standing_offer is None:
+        return "there is no standing offer"
+    return ""
+
+
+def due_timeouts(facts: DisputeFacts, at: datetime) -> list[str]:
+    """The time-out triggers the table allows at time `at`, in the order they fell due."""
+    due = sorted(
+        (d for d in facts.deadlines if DEADLINES.get(d["kind"]) and d["due_at"] <= at),
+        key=lambda d: d["due_at"],
+    )
+    fired: list[str] = []
+    for deadline in due:
+        trigger = DEADLINES[deadline["kind"]]
+        assert trigger is not None
+        if trigger not in fired and is_allowed(trigger, facts, Role.SYSTEM, at):
+            fired.append(trigger)
+    return fired
+
+
+def next_timeout_at(facts: DisputeFacts) -> datetime | None:
+    """When the earliest time-out of this dispute falls due (for the pending-deadline table)."""
+    times = [d["due_at"] for d in facts.deadlines if DEADLINES.get(d["kind"])]
+    return min(times) if times else None
+
+
+@dataclass(frozen=True)
+class _Facts:
+    state: str = AWAITING_SELLER
+    turn: str | None = None
+    standing_offer: dict[str, Any] | None = None
+    deadlines: list[dict[str, Any]] = None  # type: ignore[assignment]
+    return_shipment: dict[str, Any] | None = None
+
+
+_NO_FACTS = _Facts(deadlines=[])
+
+
+def describe() -> dict[str, Any]:
+    """The table as data: states, actions and transitions, for the API and docs."""
+    rows = []
+    for row in TRANSITIONS:
+        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
+        for source in sources:
+            rows.append(
+                {
+                    "trigger": row["trigger"],
+                    "action": None if row["trigger"] in TIMEOUT_TRIGGERS else
+                    action_name(row["trigger"]),
+                    "source": source,
+                    "dest": row["dest"] or source,
+                    "conditions": list(row.get("conditions", [])),
+                    "roles": sorted(
+                        r.value for r in Role if role_may_row(row, r.value)
+                    ),
+                }
+            )
+    return {
+        "states": STATES,
+        "initial": AWAITING_SELLER,
+        "terminal": [CLOSED],
+        "actions": [action_name(t) for t in ACTION_TRIGGERS],
+        "timeouts": TIMEOUT_TRIGGERS,
+        "deadlines": [
+            {"kind": kind, "timeout": trigger} for kind, trigger in DEADLINES.items()
+        ],
+        "transitions": rows,
+        "mermaid": mermaid(),
+    }
+
+
+def role_may_row(row: Mapping[str, Any], role: str) -> bool:
+    probe = Probe(facts=_NO_FACTS, role=role)
+    return all(getattr(probe, c)() for c in row.get("conditions", []) if c in ROLE_GUARDS)
+
+
+_MERMAID: str | None = None
+
+
+def mermaid() -> str:
+    """The published diagram (Mermaid stateDiagram-v2), rendered from the same table."""
+    global _MERMAID
+    if _MERMAID is None:
+        from transitions.extensions import GraphMachine
+
+        class _DiagramModel:  # GraphMachine needs a model; nothing else uses this one
+            pass
+
+        model = _DiagramModel()
+        GraphMachine(
+            model=model,
+            states=STATES,
+            transitions=TRANSITIONS,
+            initial=AWAITING_SELLER,
+            auto_transitions=False,
+            graph_engine="mermaid",
+            show_conditions=True,
+            title="Dispute lifecycle",
+        )
+        _MERMAID = str(model.get_graph().draw(None))  # type: ignore[attr-defined]
+    return _MERMAID
