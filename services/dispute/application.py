@@ -42,7 +42,7 @@ SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 
 class DisputeApplication(Application[UUID]):
     name = "Disputes"
-    snapshotting_intervals = {Dispute: 50}  # noqa: RUF012 (the library's class variable)
+    snapshotting_intervals = {Dispute: 50}
 
     def __init__(
         self,

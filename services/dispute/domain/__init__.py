@@ -28,10 +28,9 @@ from .values import Actor, Context, Role
 
 __all__ = [
     "COMMAND_METHODS",
-    "ConcurrentUpdate",
-    "VersionMismatch",
     "ActionNotAllowed",
     "Actor",
+    "ConcurrentUpdate",
     "Context",
     "Dispute",
     "DisputeAlreadyExists",
@@ -51,6 +50,7 @@ __all__ = [
     "Recommendation",
     "Role",
     "RoleNotPermitted",
+    "VersionMismatch",
     "add_business_days",
     "dispute_id",
     "order_id",

@@ -18,8 +18,14 @@ from eventsourcing.domain import Aggregate
 from shared.money import Money
 
 from . import rules
-from .errors import DisputeAlreadyExists, DisputeNotFound, InvalidInput, OrderNotFound
-from .errors import ProtectionEnded, RoleNotPermitted
+from .errors import (
+    DisputeAlreadyExists,
+    DisputeNotFound,
+    InvalidInput,
+    OrderNotFound,
+    ProtectionEnded,
+    RoleNotPermitted,
+)
 from .order import FUTURE_TOLERANCE, ID_NAMESPACE, Order
 from .policy import Policy, add_business_days, days_after
 from .values import (
@@ -313,10 +319,8 @@ class Dispute(Aggregate):
         answers_info_request: bool
 
         def change(self, dispute: Dispute) -> None:
-            dispute.messages = dispute.messages + [
-                {"from_role": self.actor_role, "from_id": self.actor_id, "body": self.body,
-                 "at": self.timestamp}
-            ]  # fmt: skip
+            message = {"from_role": self.actor_role, "from_id": self.actor_id, "body": self.body}
+            dispute.messages = [*dispute.messages, {**message, "at": self.timestamp}]
             if self.answers_info_request:
                 dispute._mark_info_request(self.actor_role, "answered")
 
@@ -327,10 +331,11 @@ class Dispute(Aggregate):
 
         def change(self, dispute: Dispute) -> None:
             dispute._mark_info_request(self.request_from, "superseded")
-            dispute.info_requests = dispute.info_requests + [
-                {"from": self.request_from, "question": self.question, "due_at": self.due_at,
-                 "requested_at": self.timestamp, "status": "open"}
-            ]  # fmt: skip
+            request = {"from": self.request_from, "question": self.question, "due_at": self.due_at}
+            dispute.info_requests = [
+                *dispute.info_requests,
+                {**request, "requested_at": self.timestamp, "status": "open"},
+            ]
 
     class InfoRequestLapsed(Event):
         parties: list[str]
@@ -500,7 +505,9 @@ class Dispute(Aggregate):
         settlement, amount = self._request_terms()
         self._settle(ctx, "accept", self.SellerAccepted, settlement, amount)
 
-    def reject(self, ctx: Context, *, reason: object, evidence: Iterable[Mapping] = ()) -> None:
+    def reject(
+        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
+    ) -> None:
         self._check(ctx, "reject")
         reason_text = text(reason, "reason")
         items = evidence_items(evidence)
@@ -516,8 +523,10 @@ class Dispute(Aggregate):
         offer_type = enum_value(OfferType, type, "type")
         offer_amount = self._offer_amount(offer_type, amount)
         message_text = text(message, "message", required=False)
-        deadlines = self.deadlines if self.state == rules.UNDER_REVIEW else self._turn_to(
-            Role.BUYER, ctx.at
+        deadlines = (
+            self.deadlines
+            if self.state == rules.UNDER_REVIEW
+            else self._turn_to(Role.BUYER, ctx.at)
         )
         self._record(
             ctx, "offer", self.OfferMade, deadlines=deadlines, offer_type=offer_type,
@@ -666,7 +675,7 @@ class Dispute(Aggregate):
         self._start_refund(ctx, "confirm_return", self.ReturnConfirmed)
 
     def contest_return(
-        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping] = ()
+        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
     ) -> None:
         self._check(ctx, "contest_return")
         reason_text = text(reason, "reason")
@@ -684,7 +693,9 @@ class Dispute(Aggregate):
             raise InvalidInput("paid_at", "not_in_future", "paid_at is in the future")
         refund_amount = (self.refund or {}).get("amount", 0)
         outcome = (
-            Outcome.REFUNDED_FULL if refund_amount >= self.order_amount else Outcome.REFUNDED_PARTIAL
+            Outcome.REFUNDED_FULL
+            if refund_amount >= self.order_amount
+            else Outcome.REFUNDED_PARTIAL
         )
         self._record(
             ctx, "refund_paid", self.RefundPaid, deadlines=[], reference=reference_text,
@@ -808,12 +819,13 @@ class Dispute(Aggregate):
         trigger: str,
         event_class: type[Dispute.Settled],
         settlement: str,
-        amount: int | None,
+        settled_amount: int | None,
         *,
         shipping_paid_by: str | None = None,
         **fields: Any,
     ) -> None:
         state = rules.destination(trigger, self, ctx.actor.role, ctx.at, settlement)
+        amount = settled_amount
         resolution = {"settlement": settlement, "amount": amount, "via": trigger}
         refund = return_shipment = outcome = None
         deadlines: Deadlines = []
@@ -936,9 +948,7 @@ class Dispute(Aggregate):
     def _turn_to(self, party: Role, at: datetime) -> Deadlines:
         kind = "buyer_response" if party == Role.BUYER else "seller_response"
         due = days_after(at, self.policy["offer_response_days"])
-        kept = [
-            d for d in self.deadlines if d["kind"] not in ("buyer_response", "seller_response")
-        ]
+        kept = [d for d in self.deadlines if d["kind"] not in ("buyer_response", "seller_response")]
         return [*kept, _deadline(kind, party, due)]
 
     def _review_deadlines(self, at: datetime) -> Deadlines:

@@ -151,9 +151,7 @@ class VersionMismatch(DomainError):
     code = "version_mismatch"
 
     def __init__(self, ref: str, expected: int, current: int) -> None:
-        super().__init__(
-            f"{ref} is at version {current}, not {expected}; nothing was recorded"
-        )
+        super().__init__(f"{ref} is at version {current}, not {expected}; nothing was recorded")
         self.ref = ref
         self.expected = expected
         self.current = current

@@ -56,7 +56,9 @@ class OrderFacts:
         shipped = aware(shipped_at, "shipped_at") if shipped_at is not None else None
         delivered = aware(delivered_at, "delivered_at") if delivered_at is not None else None
         if shipped and shipped < placed:
-            raise InvalidInput("shipped_at", "not_before_placed_at", "shipped_at is before placed_at")
+            raise InvalidInput(
+                "shipped_at", "not_before_placed_at", "shipped_at is before placed_at"
+            )
         if delivered and delivered < (shipped or placed):
             raise InvalidInput(
                 "delivered_at", "not_before_shipped_at", "delivered_at is before the order shipped"
@@ -230,13 +232,15 @@ class Order(Aggregate):
             shipped = facts.shipped_at or self.shipped_at
             if shipped is not None and facts.delivered_at < shipped:
                 raise InvalidInput(
-                    "delivered_at", "not_before_shipped_at", "delivered_at is before the order shipped"
+                    "delivered_at",
+                    "not_before_shipped_at",
+                    "delivered_at is before the order shipped",
                 )
-        if facts.shipped_at is not None and self.delivered_at is not None:
-            if facts.shipped_at > self.delivered_at:
-                raise InvalidInput(
-                    "shipped_at", "not_after_delivered_at", "shipped_at is after the delivery"
-                )
+        delivered = self.delivered_at
+        if facts.shipped_at is not None and delivered is not None and facts.shipped_at > delivered:
+            raise InvalidInput(
+                "shipped_at", "not_after_delivered_at", "shipped_at is after the delivery"
+            )
         _not_in_future(facts.shipped_at, "shipped_at", ctx.at)
         _not_in_future(facts.delivered_at, "delivered_at", ctx.at)
         version = self.version
@@ -251,7 +255,9 @@ class Order(Aggregate):
                 self.ShippingRecorded, **ctx.stamp(), shipped_at=new_shipped, tracking=new_tracking
             )
         if facts.delivered_at is not None and self.delivered_at is None:
-            self.trigger_event(self.DeliveryRecorded, **ctx.stamp(), delivered_at=facts.delivered_at)
+            self.trigger_event(
+                self.DeliveryRecorded, **ctx.stamp(), delivered_at=facts.delivered_at
+            )
 
     def extend_protection(self, ctx: Context, days: object, reason: object) -> None:
         """The seller grants more time before a dispute exists (seed 002)."""
@@ -303,7 +309,9 @@ class Order(Aggregate):
         never later than the cap after placing the order (defaults; seeds 001, 004)."""
         end = min(self.delivery_deadline, self.protection_cap)
         if self.delivered_at is not None:
-            end = min(end, self.delivered_at + timedelta(days=self.protection["after_delivery_days"]))
+            end = min(
+                end, self.delivered_at + timedelta(days=self.protection["after_delivery_days"])
+            )
         return end
 
     def visible_to(self, actor: Actor) -> bool:

@@ -75,8 +75,8 @@ class Policy:
                     f"{MAX_SELLER_RESPONSE_DAYS} days"
                 )
         for method in PaymentMethod:
-            days = self.payout_business_days.get(method.value)
-            if not isinstance(days, int) or days < 1:
+            payout_days = self.payout_business_days.get(method.value)
+            if not isinstance(payout_days, int) or payout_days < 1:
                 raise PolicyError(f"policy payout_business_days needs a value for {method}")
         for name in ("return_shipping_estimate", "contested_return_threshold"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:

@@ -358,9 +358,9 @@ def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
         return "the dispute is closed"
     if trigger in ("accept", "reject", "offer") and facts.state == NEGOTIATING:
         return "it is the buyer's turn" if facts.turn == Role.BUYER else ""
-    if trigger in ("accept_offer", "revise") and facts.state == NEGOTIATING:
-        if facts.turn == Role.SELLER:
-            return "it is the seller's turn"
+    seller_to_answer = facts.state == NEGOTIATING and facts.turn == Role.SELLER
+    if trigger in ("accept_offer", "revise") and seller_to_answer:
+        return "it is the seller's turn"
     if trigger == "accept_offer" and facts.standing_offer is None:
         return "there is no standing offer"
     return ""
@@ -387,7 +387,7 @@ def next_timeout_at(facts: DisputeFacts) -> datetime | None:
     return min(times) if times else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Facts:
     state: str = AWAITING_SELLER
     turn: str | None = None
@@ -408,14 +408,13 @@ def describe() -> dict[str, Any]:
             rows.append(
                 {
                     "trigger": row["trigger"],
-                    "action": None if row["trigger"] in TIMEOUT_TRIGGERS else
-                    action_name(row["trigger"]),
+                    "action": None
+                    if row["trigger"] in TIMEOUT_TRIGGERS
+                    else action_name(row["trigger"]),
                     "source": source,
                     "dest": row["dest"] or source,
                     "conditions": list(row.get("conditions", [])),
-                    "roles": sorted(
-                        r.value for r in Role if role_may_row(row, r.value)
-                    ),
+                    "roles": sorted(r.value for r in Role if role_may_row(row, r.value)),
                 }
             )
     return {
@@ -424,9 +423,7 @@ def describe() -> dict[str, Any]:
         "terminal": [CLOSED],
         "actions": [action_name(t) for t in ACTION_TRIGGERS],
         "timeouts": TIMEOUT_TRIGGERS,
-        "deadlines": [
-            {"kind": kind, "timeout": trigger} for kind, trigger in DEADLINES.items()
-        ],
+        "deadlines": [{"kind": kind, "timeout": trigger} for kind, trigger in DEADLINES.items()],
         "transitions": rows,
         "mermaid": mermaid(),
     }

@@ -142,6 +142,8 @@ MAX_TEXT = 5000
 
 def enum_value(enum: type[StrEnum], value: object, field: str) -> str:
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return str(enum(value))
     except ValueError:
         allowed = ", ".join(member.value for member in enum)
@@ -169,9 +171,11 @@ def text(value: object, field: str, *, required: bool = True, limit: int = MAX_T
     return value
 
 
-def evidence_items(items: Iterable[Mapping[str, Any]], field: str = "evidence") -> list[dict]:
+def evidence_items(
+    items: Iterable[Mapping[str, Any]], field: str = "evidence"
+) -> list[dict[str, Any]]:
     """Validates evidence references; the service stores references, never bytes."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         where = f"{field}[{i}]"
         if not isinstance(item, Mapping):
