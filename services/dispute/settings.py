@@ -1,0 +1,123 @@
+"""The dispute service's configuration: one typed object that fails fast on a bad value.
+
+Read from the environment (and a `.env` file if present). PostgreSQL when `DATABASE_URL`
+is set, else the embedded default: SQLite in `DISPUTES_DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domain.policy import Policy, PolicyError
+
+DEV_SERVICE_TOKEN = "dev-internal-service-token"  # development only; refused in production
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DISPUTES_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "DISPUTES_DATABASE_URL")
+    )
+    data_dir: Path = Path("data")
+    # The schema the event store and the service's tables live in (PostgreSQL only).
+    db_schema: str = "disputes"
+    # Connections: one per worker thread, and a short wait for a free one (libraries.md).
+    threads: int = Field(default=16, ge=1, le=256)
+    pool_wait_seconds: int = Field(default=2, ge=1, le=30)
+    lock_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    # Callers of this internal service must present this token (the gateway does).
+    service_token: SecretStr = SecretStr(DEV_SERVICE_TOKEN)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+    # Sandbox: the clock can be moved forward through the API.
+    sandbox: bool = False
+    # Policy: a JSON file of Policy fields; the defaults of the spec otherwise.
+    policy_file: Path | None = None
+    snapshot_interval: int = Field(default=50, ge=2)
+    idempotency_ttl_hours: int = Field(default=48, ge=24)
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("DATABASE_URL must name a host and a database")
+        return value
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        # eventsourcing does not quote the schema in one lookup: keep it lower-case simple.
+        if not value.isidentifier() or value.lower() != value:
+            raise ValueError("DISPUTES_DB_SCHEMA must be a lower-case identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _no_insecure_defaults(self) -> Settings:
+        if self.environment == "production":
+            if self.service_token.get_secret_value() == DEV_SERVICE_TOKEN:
+                raise ValueError("DISPUTES_SERVICE_TOKEN must be set in production")
+            if self.sandbox:
+                raise ValueError("DISPUTES_SANDBOX must not be enabled in production")
+        if len(self.service_token.get_secret_value()) < 16:
+            raise ValueError("DISPUTES_SERVICE_TOKEN must be at least 16 characters")
+        _ = self.policy  # fail fast on a bad policy file
+        return self
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
+
+    @cached_property
+    def policy(self) -> Policy:
+        if self.policy_file is None:
+            return Policy()
+        try:
+            return Policy.from_dict(json.loads(self.policy_file.read_text()))
+        except (OSError, ValueError, TypeError, PolicyError) as exc:
+            raise ValueError(f"DISPUTES_POLICY_FILE {self.policy_file}: {exc}") from exc
+
+    def persistence_env(self) -> dict[str, str]:
+        """The eventsourcing environment for this configuration."""
+        if self.database_url is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.data_dir / "disputes.db"),
+                "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
+            }
+        parts = urlsplit(self.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_SCHEMA": self.db_schema,
+            "POSTGRES_POOL_SIZE": str(self.threads),
+            "POSTGRES_MAX_OVERFLOW": "0",
+            "POSTGRES_CONNECT_TIMEOUT": str(self.pool_wait_seconds),
+            "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
+        }
+
+
+def load_settings() -> Settings:
+    """Reads the environment; raises pydantic's ValidationError naming each bad variable."""
+    return Settings()
