@@ -8,9 +8,9 @@ the caller passes (see `settings.Settings.persistence_env`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -39,6 +39,16 @@ from .domain.values import Actor, Context, Role
 
 SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 
+# Called with the changed aggregate (and whether it was just created) right before it is
+# saved; what it returns is passed to the recorder as `save(..., idempotency=...)` and
+# stored in the same transaction as the events (the request's idempotent response, see
+# services.dispute.infrastructure.idempotency). Called again if the save is retried.
+Respond = Callable[[Any, bool], object]
+
+
+def _respond(respond: Respond | None, aggregate: Any, created: bool) -> dict[str, object]:
+    return {} if respond is None else {"idempotency": respond(aggregate, created)}
+
 
 class DisputeApplication(Application[UUID]):
     name = "Disputes"
@@ -61,7 +71,13 @@ class DisputeApplication(Application[UUID]):
     # Orders ----------------------------------------------------------------------------
 
     def put_order(
-        self, actor: Actor, correlation_id: str, order_ref: str, facts: OrderFacts
+        self,
+        actor: Actor,
+        correlation_id: str,
+        order_ref: str,
+        facts: OrderFacts,
+        *,
+        respond: Respond | None = None,
     ) -> tuple[Order, bool]:
         """Registers an order, or adds shipping and delivery facts to it.
 
@@ -78,7 +94,7 @@ class DisputeApplication(Application[UUID]):
                 order, created = existing, False
                 order.record_facts(ctx, facts)
             try:
-                self.save(order)
+                self.save(order, **_respond(respond, order, created))
             except IntegrityError:
                 if attempt == 0:
                     continue  # a racing registration or update won: apply ours to theirs
@@ -87,11 +103,18 @@ class DisputeApplication(Application[UUID]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def extend_protection(
-        self, actor: Actor, correlation_id: str, order_ref: str, days: object, reason: object
+        self,
+        actor: Actor,
+        correlation_id: str,
+        order_ref: str,
+        days: object,
+        reason: object,
+        *,
+        respond: Respond | None = None,
     ) -> Order:
         order = self.get_order(actor, order_ref)
         order.extend_protection(self.context(actor, correlation_id), days, reason)
-        self._save(order, f"order {order_ref}")
+        self._save(order, f"order {order_ref}", **_respond(respond, order, False))
         return order
 
     def get_order(self, actor: Actor, order_ref: str) -> Order:
@@ -120,6 +143,7 @@ class DisputeApplication(Application[UUID]):
         amount: Money,
         description: object,
         evidence: Sequence[Mapping[str, Any]],
+        respond: Respond | None = None,
     ) -> Dispute:
         order = self.get_order(actor, order_ref)
         dispute = Dispute.open(
@@ -133,7 +157,8 @@ class DisputeApplication(Application[UUID]):
             policy=self.policy,
         )
         try:
-            self.save(dispute, order)  # one transaction: both or neither
+            # one transaction: both or neither (and the response, if any)
+            self.save(dispute, order, **_respond(respond, dispute, True))
         except IntegrityError:
             if dispute_id(order_ref) in self.repository:
                 raise DisputeAlreadyExists(order_ref, str(dispute_id(order_ref))) from None
@@ -149,6 +174,7 @@ class DisputeApplication(Application[UUID]):
         args: Mapping[str, Any] | None = None,
         *,
         expected_version: int | None = None,
+        respond: Respond | None = None,
     ) -> Dispute:
         """Takes one action of the API's table (`accept-offer`, `rule`, ...) on a dispute.
 
@@ -164,10 +190,10 @@ class DisputeApplication(Application[UUID]):
         method = getattr(dispute, COMMAND_METHODS[trigger])
         method(self.context(actor, correlation_id), **dict(args or {}))
         try:
-            self.save(dispute)
+            self.save(dispute, **_respond(respond, dispute, False))
         except IntegrityError:
             if expected_version is not None:
-                current = self.repository.get(dispute.id).version
+                current: int = self.repository.get(dispute.id).version
                 raise VersionMismatch(f"dispute {ref}", expected_version, current) from None
             raise ConcurrentUpdate(f"dispute {ref}") from None
         return dispute
@@ -226,16 +252,16 @@ class DisputeApplication(Application[UUID]):
     def _version_at(self, aggregate_id: UUID, as_of: datetime, ref: object) -> int:
         version = None
         for event in self.events.get(aggregate_id):
-            if event.timestamp > as_of:
+            if cast("Dispute.Event", event).timestamp > as_of:
                 break
             version = event.originator_version
         if version is None:
             raise DisputeNotFound(f"{ref} as of {as_of.isoformat()}")
         return version
 
-    def _save(self, aggregate: Order | Dispute, ref: str) -> None:
+    def _save(self, aggregate: Order | Dispute, ref: str, **kwargs: object) -> None:
         try:
-            self.save(aggregate)
+            self.save(aggregate, **kwargs)
         except IntegrityError:
             raise ConcurrentUpdate(ref) from None
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     snapshot_interval: int = Field(default=50, ge=2)
     idempotency_ttl_hours: int = Field(default=48, ge=24)
+    # A claimed key whose request never finished (the process died) is free again after
+    # this lease; a duplicate arriving while the first runs waits this long, then gets 409.
+    idempotency_lease_seconds: float = Field(default=30.0, gt=0, le=600)
+    idempotency_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("database_url")
@@ -98,13 +102,13 @@ class Settings(BaseSettings):
         if self.database_url is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "services.dispute.infrastructure.sqlite",
                 "SQLITE_DBNAME": str(self.data_dir / "disputes.db"),
                 "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
             }
         parts = urlsplit(self.database_url)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "services.dispute.infrastructure.postgres",
             "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),

@@ -1,0 +1,71 @@
+"""The app factory: wiring only, nothing done at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from services.dispute.application import DisputeApplication
+from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
+from services.dispute.settings import Settings
+from shared.clock import Clock, SystemClock
+
+from . import problems
+from .middleware import RequestIdMiddleware
+from .routes import SandboxTime, health, router
+
+log = logging.getLogger("services.dispute.api")
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The real clock; in the sandbox, real time plus the persisted offset that the
+    sandbox endpoint moves (re-read every second: a worker or replica may move it too)."""
+    if not settings.sandbox:
+        return SystemClock()
+    return ServiceClock(refresh_seconds=1.0)
+
+
+def sandbox_time(application: DisputeApplication) -> SandboxTime:
+    """The sandbox's clock store and deadline scheduler, on the application's store."""
+    clock = application.clock
+    assert isinstance(clock, ServiceClock)
+    store = ClockStore(application)
+    clock.bind(store)
+    return SandboxTime(clock, store, DeadlineScheduler(application, clock))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One worker thread per pooled connection (settings.persistence_env sizes the pool).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        application = await anyio.to_thread.run_sync(
+            lambda: DisputeApplication(
+                env=settings.persistence_env(), clock=make_clock(settings), policy=settings.policy
+            )
+        )
+        app.state.application = application
+        if settings.sandbox:
+            app.state.sandbox = await anyio.to_thread.run_sync(sandbox_time, application)
+        try:
+            yield
+        finally:
+            application.close()
+
+    app = FastAPI(
+        title="Disputes (internal dispute service)",
+        version="1",
+        description="The dispute service behind the gateway: the public API's paths, "
+        "authenticated by the gateway's internal token.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(router)
+    app.include_router(health)
+    return app

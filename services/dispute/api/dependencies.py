@@ -1,0 +1,124 @@
+"""Who is calling, for which request: the reusable dependencies of the routes."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from services.dispute.application import DisputeApplication
+from services.dispute.domain import Actor, InvalidInput
+from services.dispute.domain.values import Role
+from services.dispute.infrastructure.idempotency import IdempotencyStore
+from services.dispute.settings import Settings
+
+from .problems import bad_header, unauthenticated
+
+# Roles a caller may present; `system` (the deadline worker) never comes over HTTP.
+CALLER_ROLES = frozenset(r.value for r in Role if r != Role.SYSTEM)
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_application(request: Request) -> DisputeApplication:
+    application: DisputeApplication = request.app.state.application
+    return application
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AppDep = Annotated[DisputeApplication, Depends(get_application)]
+
+
+def authenticate(
+    settings: SettingsDep,
+    x_internal_token: Annotated[str | None, Header()] = None,
+    x_principal_role: Annotated[str | None, Header()] = None,
+    x_principal_id: Annotated[str | None, Header()] = None,
+) -> Actor:
+    """The gateway vouches for the caller with the internal token."""
+    expected = settings.service_token.get_secret_value().encode()
+    if x_internal_token is None or not hmac.compare_digest(x_internal_token.encode(), expected):
+        raise unauthenticated("a valid X-Internal-Token is required")
+    if x_principal_role not in CALLER_ROLES:
+        raise unauthenticated("X-Principal-Role must be one of: " + ", ".join(sorted(CALLER_ROLES)))
+    try:
+        return Actor(Role(x_principal_role), (x_principal_id or "").strip())
+    except InvalidInput:
+        raise unauthenticated("X-Principal-Id is required") from None
+
+
+ActorDep = Annotated[Actor, Depends(authenticate)]
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated request: who, which request, and its command headers."""
+
+    application: DisputeApplication
+    store: IdempotencyStore | None
+    settings: Settings
+    actor: Actor
+    request_id: str
+    method: str
+    path: str
+    body: bytes
+    idempotency_key: str | None
+    if_match: int | None
+
+    @property
+    def principal(self) -> str:
+        return f"{self.actor.role}:{self.actor.id}"
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        raise bad_header("If-Match", "etag", 'If-Match must be an ETag such as "7"')
+    return int(match.group(1))
+
+
+def get_call(
+    request: Request,
+    application: AppDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    body: Annotated[bytes, Depends(raw_body)],
+    idempotency_key: Annotated[str | None, Header()] = None,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Call:
+    if idempotency_key is not None and not _KEY.match(idempotency_key):
+        raise bad_header(
+            "Idempotency-Key",
+            "key",
+            "Idempotency-Key must be 1 to 255 printable characters without spaces",
+        )
+    store = application.recorder if isinstance(application.recorder, IdempotencyStore) else None
+    return Call(
+        application=application,
+        store=store,
+        settings=settings,
+        actor=actor,
+        request_id=request.state.request_id,
+        method=request.method,
+        path=request.url.path,
+        body=body,
+        idempotency_key=idempotency_key,
+        if_match=parse_if_match(if_match),
+    )
+
+
+CallDep = Annotated[Call, Depends(get_call)]

@@ -1,0 +1,387 @@
+"""The routes of the internal dispute service: the public API's paths, behind the gateway.
+
+Endpoints are sync (they run in the thread pool: eventsourcing has no async API). Each
+turns strings into domain values, calls one application method, and answers with the
+resource as it now is. Errors are raised, and mapped to problems in `problems.py`.
+"""
+
+# No `from __future__ import annotations`: the generated action routes below need their
+# body model evaluated at definition time.
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import isodate
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime, BaseModel
+
+from services.dispute.domain import (
+    Dispute,
+    InvalidInput,
+    Order,
+    OrderFacts,
+    RoleNotPermitted,
+    rules,
+)
+from services.dispute.domain.values import Role
+from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
+from shared import contract
+from shared.money import Money, MoneyError
+
+from . import views
+from .commands import run, run_plain, to_response
+from .dependencies import ActorDep, AppDep, CallDep, SettingsDep
+from .problems import ApiProblem, unknown_action
+
+log = logging.getLogger("services.dispute.api")
+
+
+@dataclass(frozen=True)
+class SandboxTime:
+    """The deadline worker's pieces the sandbox endpoint drives (services.dispute.scheduler)."""
+
+    clock: ServiceClock
+    store: ClockStore
+    scheduler: DeadlineScheduler
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": contract.Problem, "content": {contract.PROBLEM_MEDIA_TYPE: {}}}
+    for status in (401, 403, 404, 409, 412, 422)
+}
+FEED_ROLES = frozenset({Role.SERVICE, Role.AGENT, Role.AUDITOR})
+
+router = APIRouter(prefix="/v1")
+health = APIRouter()
+
+
+# Adapters: contract values to domain values ----------------------------------------
+
+
+def to_money(value: contract.Money | Mapping[str, Any] | None, field: str) -> Money | None:
+    if value is None:
+        return None
+    data = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+    try:
+        return Money(data["amount"], data["currency"])
+    except MoneyError as exc:
+        raise InvalidInput(f"{field}.{exc.field}", exc.rule, f"{field}.{exc}") from None
+
+
+def action_args(body: BaseModel | None) -> dict[str, Any]:
+    """An action body as the command method's keyword arguments."""
+    if body is None:
+        return {}
+    args = body.model_dump()  # field names: `from` arrives as `from_`, as the domain takes it
+    if "amount" in args:
+        args["amount"] = to_money(args["amount"], "amount")
+    return args
+
+
+# Orders ----------------------------------------------------------------------------
+
+
+@router.put(
+    "/orders/{order_id}",
+    response_model=contract.Order,
+    status_code=200,
+    responses={201: {"model": contract.Order}, **PROBLEMS},
+    tags=["orders"],
+)
+def put_order(order_id: str, body: contract.OrderPut, call: CallDep, request: Request) -> Response:
+    """Registers an order (201) or adds shipping and delivery facts to it (200). Service only."""
+
+    def perform(respond: Any) -> tuple[Order, bool]:
+        facts = OrderFacts.parse(
+            buyer_id=body.buyer_id,
+            seller_id=body.seller_id,
+            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            payment_method=body.payment_method,
+            placed_at=body.placed_at,
+            shipped_at=body.shipped_at,
+            tracking=body.tracking.model_dump() if body.tracking else None,
+            delivered_at=body.delivered_at,
+        )
+        return call.application.put_order(
+            call.actor, call.request_id, order_id, facts, respond=respond
+        )
+
+    def render(order: Order, created: bool) -> Any:
+        return views.order_reply(order, 201 if created else 200, created=created)
+
+    return run(request, call, perform, render)
+
+
+@router.post(
+    "/orders/{order_id}/protection-extensions",
+    response_model=contract.Order,
+    responses=PROBLEMS,
+    tags=["orders"],
+)
+def extend_protection(
+    order_id: str, body: contract.ProtectionExtensionCreate, call: CallDep, request: Request
+) -> Response:
+    """The seller extends the buyer-protection window before a dispute exists."""
+
+    def perform(respond: Any) -> tuple[Order, bool]:
+        order = call.application.extend_protection(
+            call.actor, call.request_id, order_id, body.days, body.reason, respond=respond
+        )
+        return order, False
+
+    return run(request, call, perform, lambda order, _: views.order_reply(order))
+
+
+@router.get(
+    "/orders/{order_id}", response_model=contract.Order, responses=PROBLEMS, tags=["orders"]
+)
+def get_order(order_id: str, application: AppDep, actor: ActorDep) -> Response:
+    return to_response(views.order_reply(application.get_order(actor, order_id)))
+
+
+# Disputes --------------------------------------------------------------------------
+
+
+@router.post(
+    "/disputes",
+    response_model=contract.Dispute,
+    status_code=201,
+    responses=PROBLEMS,
+    tags=["disputes"],
+)
+def open_dispute(body: contract.DisputeCreate, call: CallDep, request: Request) -> Response:
+    """The buyer opens a dispute about one of their orders."""
+
+    def perform(respond: Any) -> tuple[Dispute, bool]:
+        dispute = call.application.open_dispute(
+            call.actor,
+            call.request_id,
+            order_ref=body.order_id,
+            reason=body.reason,
+            requested_resolution=body.requested_resolution,
+            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            description=body.description,
+            evidence=[e.model_dump() for e in body.evidence],
+            respond=respond,
+        )
+        return dispute, True
+
+    def render(dispute: Dispute, _: bool) -> Any:
+        return views.dispute_reply(dispute, call.actor, 201, created=True)
+
+    return run(request, call, perform, render)
+
+
+@router.get(
+    "/disputes/{dispute_id}",
+    response_model=contract.Dispute,
+    responses=PROBLEMS,
+    tags=["disputes"],
+)
+def get_dispute(
+    dispute_id: str,
+    application: AppDep,
+    actor: ActorDep,
+    version: Annotated[int | None, Query(ge=1, description="the dispute at this version")] = None,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="the dispute as it was at this time (RFC 3339)")
+    ] = None,
+) -> Response:
+    if version is not None and as_of is not None:
+        raise InvalidInput("as_of", "exclusive", "give either version or as_of, not both")
+    dispute = application.get_dispute(actor, dispute_id, version=version, as_of=as_of)
+    historical = version is not None or as_of is not None
+    return to_response(views.dispute_reply(dispute, actor, historical=historical))
+
+
+@router.get(
+    "/disputes/{dispute_id}/events",
+    response_model=contract.DisputeHistory,
+    responses=PROBLEMS,
+    tags=["disputes"],
+)
+def dispute_events(dispute_id: str, application: AppDep, actor: ActorDep) -> Response:
+    events = application.dispute_events(actor, dispute_id)
+    history = contract.DisputeHistory(
+        dispute_id=str(events[0].originator_id) if events else dispute_id,
+        events=[views.event_view(e) for e in events],
+    )
+    return to_response(views.json_reply(history))
+
+
+def _action_route(action: str, model: type[BaseModel]) -> Callable[..., Response]:
+    has_fields = bool(model.model_fields)
+
+    def perform_action(
+        dispute_id: str, body: BaseModel | None, call: Any, request: Request
+    ) -> Response:
+        def perform(respond: Any) -> tuple[Dispute, bool]:
+            dispute = call.application.act(
+                call.actor,
+                call.request_id,
+                dispute_id,
+                action,
+                action_args(body),
+                expected_version=call.if_match,
+                respond=respond,
+            )
+            return dispute, False
+
+        render = lambda dispute, _: views.dispute_reply(dispute, call.actor)  # noqa: E731
+        return run(request, call, perform, render)
+
+    if has_fields:
+
+        def endpoint(
+            dispute_id: str,
+            body: Annotated[model, Body()],  # type: ignore[valid-type]
+            call: CallDep,
+            request: Request,
+        ) -> Response:
+            return perform_action(dispute_id, body, call, request)
+
+    else:
+
+        def endpoint(  # type: ignore[misc]
+            dispute_id: str,
+            call: CallDep,
+            request: Request,
+            body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
+        ) -> Response:
+            return perform_action(dispute_id, body, call, request)
+
+    endpoint.__name__ = "action_" + action.replace("-", "_")
+    roles = sorted(
+        {
+            role
+            for row in rules.describe()["transitions"]
+            if row["action"] == action
+            for role in row["roles"]
+        }
+    )
+    endpoint.__doc__ = (model.__doc__ or "").strip() + f"\n\nRoles: {', '.join(roles)}."
+    return endpoint
+
+
+for _action, _model in contract.ACTION_BODIES.items():
+    router.add_api_route(
+        f"/disputes/{{dispute_id}}/{_action}",
+        _action_route(_action, _model),
+        methods=["POST"],
+        response_model=contract.Dispute,
+        responses=PROBLEMS,
+        tags=["dispute actions"],
+        summary=_action,
+    )
+
+
+@router.post("/disputes/{dispute_id}/{action}", include_in_schema=False)
+def unknown(dispute_id: str, action: str, actor: ActorDep) -> Response:
+    raise unknown_action(action)
+
+
+# For other services and dashboards -------------------------------------------------
+
+
+@router.get("/events", response_model=contract.EventFeed, responses=PROBLEMS, tags=["feed"])
+def event_feed(
+    application: AppDep,
+    actor: ActorDep,
+    after: Annotated[int, Query(ge=0, description="the last position read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Every event of every dispute and order, in commit order (service, agent, auditor)."""
+    if actor.role not in FEED_ROLES:
+        raise RoleNotPermitted("read the event feed", actor.role)
+    notifications = application.recorder.select_notifications(
+        start=after, limit=limit, inclusive_of_start=False
+    )
+    refs: dict[UUID, str] = {}
+
+    def order_ref(aggregate_id: UUID) -> str:
+        if aggregate_id not in refs:
+            refs[aggregate_id] = application.repository.get(aggregate_id).order_ref
+        return refs[aggregate_id]
+
+    events = [
+        views.feed_event_view(n.id, application.mapper.to_domain_event(n), order_ref)
+        for n in notifications
+    ]
+    feed = contract.EventFeed(
+        events=events, next_after=notifications[-1].id if notifications else after
+    )
+    return to_response(views.json_reply(feed))
+
+
+@router.get("/state-machine", response_model=contract.StateMachine, tags=["meta"])
+def state_machine(actor: ActorDep) -> Response:
+    """The states, actions and transitions of the one transition table, and its diagram."""
+    return to_response(views.json_reply(contract.StateMachine.model_validate(rules.describe())))
+
+
+# Sandbox time ----------------------------------------------------------------------
+
+
+def parse_advance(text: str) -> timedelta:
+    try:
+        duration = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError):
+        duration = None
+    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+        raise InvalidInput(
+            "advance",
+            "iso8601_duration",
+            "advance must be a positive ISO 8601 duration in days or smaller units, e.g. P5D",
+        )
+    return duration
+
+
+@router.post(
+    "/sandbox/clock", response_model=contract.SandboxClock, responses=PROBLEMS, tags=["sandbox"]
+)
+def advance_sandbox_clock(
+    body: contract.SandboxClockAdvance,
+    call: CallDep,
+    settings: SettingsDep,
+    request: Request,
+) -> Response:
+    """Moves the service's clock forward and returns once every deadline now due has fired.
+    Only with DISPUTES_SANDBOX=1; otherwise this path does not exist (404)."""
+    if not settings.sandbox:
+        raise ApiProblem(404, "not_found", "Not found", f"{request.url.path} was not found")
+    duration = parse_advance(body.advance)
+
+    sandbox: SandboxTime = request.app.state.sandbox
+
+    def execute() -> Any:
+        now = advance_clock(sandbox.clock, sandbox.store, sandbox.scheduler, duration)
+        return views.json_reply(
+            contract.SandboxClock(now=now, offset_seconds=sandbox.clock.offset.total_seconds())
+        )
+
+    return run_plain(request, call, execute)
+
+
+# Health ----------------------------------------------------------------------------
+
+
+@health.get("/healthz", response_model=contract.Health, tags=["meta"])
+def healthz() -> contract.Health:
+    """The process is up."""
+    return contract.Health(status="ok")
+
+
+@health.get("/readyz", response_model=contract.Health, tags=["meta"])
+def readyz(application: AppDep) -> Response:
+    """The event store answers."""
+    try:
+        application.recorder.max_notification_id()
+    except Exception as exc:
+        log.warning("not ready: %s", exc)
+        return to_response(views.json_reply(contract.Health(status="unavailable"), 503))
+    return to_response(views.json_reply(contract.Health(status="ok")))

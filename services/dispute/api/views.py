@@ -1,0 +1,205 @@
+"""Representations: aggregates and events as the contract's response shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from services.dispute.domain import Actor, Dispute, Order, Role, recommend
+from services.dispute.infrastructure.idempotency import StoredResponse
+from shared import contract
+
+# Fields every event has that the representation shows elsewhere (or not at all).
+_EVENT_ENVELOPE = frozenset(
+    {"originator_id", "originator_version", "timestamp", "actor_role", "actor_id",
+     "correlation_id"}
+)  # fmt: skip
+
+SEES_RECOMMENDATION = frozenset({Role.AGENT, Role.AUDITOR})
+
+
+def _money(amount: int | None, currency: str) -> dict[str, Any] | None:
+    return None if amount is None else {"amount": amount, "currency": currency}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) -> contract.Dispute:
+    cur = dispute.currency
+    offer = dispute.standing_offer
+    refund = dispute.refund
+    ruling = dispute.ruling
+    resolution = dispute.resolution
+    shipment = dispute.return_shipment
+    view = contract.Dispute(  # type: ignore[call-arg]
+        id=str(dispute.id),
+        order_id=dispute.order_ref,
+        buyer_id=dispute.buyer_id,
+        seller_id=dispute.seller_id,
+        state=dispute.state,  # type: ignore[arg-type]
+        turn=dispute.turn,  # type: ignore[arg-type]
+        reason=dispute.reason,
+        description=dispute.description,
+        requested_resolution=dispute.requested_resolution,  # type: ignore[arg-type]
+        amount=contract.Money(amount=dispute.requested_amount, currency=cur),
+        order_amount=contract.Money(amount=dispute.order_amount, currency=cur),
+        payment_method=dispute.payment_method,
+        version=dispute.version,
+        deadlines=[contract.Deadline.model_validate(d) for d in dispute.deadlines],
+        offer=None
+        if offer is None
+        else contract.Offer(
+            type=offer["type"],
+            amount=_money(offer["amount"], cur),  # type: ignore[arg-type]
+            message=offer["message"],
+            made_at=offer["made_at"],
+        ),
+        resolution=None
+        if resolution is None
+        else contract.Resolution(
+            settlement=resolution["settlement"],
+            amount=_money(resolution["amount"], cur),  # type: ignore[arg-type]
+            via=resolution["via"].replace("_", "-"),
+        ),
+        outcome=dispute.outcome,  # type: ignore[arg-type]
+        refund=None
+        if refund is None
+        else contract.Refund(
+            amount=contract.Money(amount=refund["amount"], currency=refund["currency"]),
+            started_at=refund["started_at"],
+            expected_by=refund["expected_by"],
+            paid_at=refund["paid_at"],
+            reference=refund["reference"],
+            failures=[contract.RefundFailure.model_validate(f) for f in refund["failures"]],
+        ),
+        return_=None if shipment is None else contract.Return.model_validate(shipment),
+        ruling=None
+        if ruling is None
+        else contract.Ruling(
+            **{**ruling, "amount": _money(ruling["amount"], cur)},
+        ),
+        evidence=[contract.Evidence.model_validate(e) for e in dispute.evidence],
+        messages=[contract.Message.model_validate(m) for m in dispute.messages],
+        info_requests=[contract.InfoRequest.model_validate(r) for r in dispute.info_requests],
+        escalated_at=dispute.escalated_at,
+        opened_at=dispute.opened_at,
+        closed_at=dispute.closed_at,
+        policy_version=str(dispute.policy.get("version", "")),
+        # Nothing can be done to a past version: actions apply to the dispute as it is now.
+        allowed_actions=[] if historical else dispute.allowed_actions(actor),
+    )
+    if actor.role in SEES_RECOMMENDATION:
+        rec = recommend(dispute)
+        view.recommendation = contract.Recommendation(
+            decision=rec.decision,  # type: ignore[arg-type]
+            amount=_money(rec.amount, cur),  # type: ignore[arg-type]
+            return_required=rec.return_required,
+            basis=rec.basis,
+        )
+    return view
+
+
+def order_view(order: Order) -> contract.Order:
+    return contract.Order(
+        id=order.order_ref,
+        buyer_id=order.buyer_id,
+        seller_id=order.seller_id,
+        amount=contract.Money(amount=order.amount, currency=order.currency),
+        payment_method=order.payment_method,
+        placed_at=order.placed_at,
+        shipped_at=order.shipped_at,
+        tracking=None if order.tracking is None else contract.Tracking(**order.tracking),
+        delivered_at=order.delivered_at,
+        protection_ends_at=order.protection_ends_at,
+        extensions=[contract.ProtectionExtension.model_validate(e) for e in order.extensions],
+        dispute_id=order.dispute_id,
+        version=order.version,
+    )
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _utc(value).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def event_fields(event: Any) -> dict[str, Any]:
+    payload = {k: v for k, v in event.__dict__.items() if k not in _EVENT_ENVELOPE}
+    return {
+        "version": event.originator_version,
+        "type": type(event).__qualname__.rsplit(".", 1)[-1],
+        "at": event.timestamp,
+        "actor": contract.Actor(
+            role=getattr(event, "actor_role", ""), id=getattr(event, "actor_id", "")
+        ),
+        "request_id": getattr(event, "correlation_id", None),
+        "payload": jsonable(payload),
+    }
+
+
+def event_view(event: Any) -> contract.Event:
+    return contract.Event(**event_fields(event))
+
+
+def feed_event_view(
+    position: int, event: Any, order_ref: Callable[[UUID], str]
+) -> contract.FeedEvent:
+    stream: Literal["dispute", "order"]
+    if isinstance(event, Dispute.Event):
+        stream, stream_id = "dispute", str(event.originator_id)
+    else:
+        stream, stream_id = "order", order_ref(event.originator_id)
+    return contract.FeedEvent(
+        position=position, stream=stream, stream_id=stream_id, **event_fields(event)
+    )
+
+
+def dumps(model: BaseModel) -> bytes:
+    return model.model_dump_json(by_alias=True).encode()
+
+
+def json_reply(
+    model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
+) -> StoredResponse:
+    return StoredResponse(
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        body=dumps(model),
+    )
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def dispute_reply(
+    dispute: Dispute,
+    actor: Actor,
+    status: int = 200,
+    *,
+    created: bool = False,
+    historical: bool = False,
+) -> StoredResponse:
+    headers = {"ETag": etag(dispute.version)}
+    if created:
+        headers["Location"] = f"/v1/disputes/{dispute.id}"
+    return json_reply(dispute_view(dispute, actor, historical=historical), status, headers)
+
+
+def order_reply(order: Order, status: int = 200, *, created: bool = False) -> StoredResponse:
+    headers = {"ETag": etag(order.version)}
+    if created:
+        headers["Location"] = f"/v1/orders/{order.order_ref}"
+    return json_reply(order_view(order), status, headers)

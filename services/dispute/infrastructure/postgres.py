@@ -1,0 +1,191 @@
+"""PostgreSQL: eventsourcing's recorder plus idempotent responses in the events' transaction.
+
+Select with `PERSISTENCE_MODULE=services.dispute.infrastructure.postgres`. Writes keep
+eventsourcing's table lock, so notification ids stay in commit order (the feed never
+skips a late-committing event); database functions (`POSTGRES_ENABLE_DB_FUNCTIONS`)
+skip that lock and the idempotency row, so they are refused here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing import postgres as es_postgres
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import Environment, EnvType
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from .idempotency import (
+    Claim,
+    Claimed,
+    ClaimResult,
+    Completion,
+    IdempotencyStore,
+    InProgress,
+    Replay,
+    Reused,
+    StoredResponse,
+    response_params,
+)
+
+
+class IdempotentPostgresApplicationRecorder(
+    es_postgres.PostgresApplicationRecorder, IdempotencyStore
+):
+    def __init__(
+        self,
+        datastore: es_postgres.PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        claims_name = f"{events_table_name}_idempotency_claims"
+        responses_name = f"{events_table_name}_idempotency_responses"
+        self.check_identifier_length(claims_name)
+        self.check_identifier_length(responses_name)
+        fmt = {
+            "schema": Identifier(datastore.schema),
+            "claims": Identifier(claims_name),
+            "responses": Identifier(responses_name),
+            "index": Identifier(f"{responses_name}_created_idx"),
+        }
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{claims} ("
+                "principal text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
+                "token text NOT NULL, lease_until double precision NOT NULL, "
+                "created_at double precision NOT NULL, PRIMARY KEY (principal, key))"
+            ).format(**fmt),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{responses} ("
+                "principal text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
+                "status integer NOT NULL, headers text NOT NULL, body bytea NOT NULL, "
+                "created_at double precision NOT NULL, PRIMARY KEY (principal, key))"
+            ).format(**fmt),
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{responses} (created_at)").format(
+                **fmt
+            ),
+        ]
+        self._insert_response = SQL(
+            "INSERT INTO {schema}.{responses} "
+            "(principal, key, fingerprint, status, headers, body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        ).format(**fmt)
+        self._insert_response_if_absent = self._insert_response + SQL(" ON CONFLICT DO NOTHING")
+        self._select_response = SQL(
+            "SELECT fingerprint, status, headers, body FROM {schema}.{responses} "
+            "WHERE principal = %s AND key = %s"
+        ).format(**fmt)
+        self._insert_claim = SQL(
+            "INSERT INTO {schema}.{claims} "
+            "(principal, key, fingerprint, token, lease_until, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(**fmt)
+        self._select_claim = SQL(
+            "SELECT fingerprint, token, lease_until FROM {schema}.{claims} "
+            "WHERE principal = %s AND key = %s"
+        ).format(**fmt)
+        self._take_over_claim = SQL(
+            "UPDATE {schema}.{claims} SET token = %s, lease_until = %s "
+            "WHERE principal = %s AND key = %s AND token = %s"
+        ).format(**fmt)
+        self._delete_claim = SQL(
+            "DELETE FROM {schema}.{claims} WHERE principal = %s AND key = %s AND token = %s"
+        ).format(**fmt)
+        self._purge_responses = SQL(
+            "DELETE FROM {schema}.{responses} WHERE created_at < %s"
+        ).format(**fmt)
+        self._purge_claims = SQL("DELETE FROM {schema}.{claims} WHERE created_at < %s").format(
+            **fmt
+        )
+
+    # Events and the response, one transaction ---------------------------------------
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        completion = kwargs.get("idempotency")
+        if completion is not None:
+            assert isinstance(completion, Completion)
+            # A second completion of the key violates the primary key: the whole
+            # transaction, events included, rolls back with an IntegrityError.
+            curs.execute(self._insert_response, response_params(completion, _now()))
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    # IdempotencyStore ---------------------------------------------------------------
+
+    def try_claim(self, claim: Claim, now: float, lease_seconds: float) -> ClaimResult:
+        p, k = claim.principal, claim.key
+        with self.datastore.get_connection() as conn:
+            for _ in range(3):
+                row = conn.execute(self._select_response, (p, k)).fetchone()
+                if row is not None:
+                    if row["fingerprint"] != claim.fingerprint:
+                        return Reused()
+                    return Replay(
+                        StoredResponse.from_row(row["status"], row["headers"], row["body"])
+                    )
+                inserted = conn.execute(
+                    self._insert_claim,
+                    (p, k, claim.fingerprint, claim.token, now + lease_seconds, now),
+                )
+                if inserted.rowcount == 1:
+                    return Claimed(claim)
+                held = conn.execute(self._select_claim, (p, k)).fetchone()
+                if held is None:
+                    continue  # released meanwhile: try again
+                if held["fingerprint"] != claim.fingerprint:
+                    return Reused()
+                if held["lease_until"] < now:
+                    taken = conn.execute(
+                        self._take_over_claim,
+                        (claim.token, now + lease_seconds, p, k, held["token"]),
+                    )
+                    if taken.rowcount == 1:
+                        return Claimed(claim)
+                return InProgress()
+        return InProgress()
+
+    def store_response(self, completion: Completion, now: float) -> None:
+        with self.datastore.get_connection() as conn:
+            conn.execute(self._insert_response_if_absent, response_params(completion, now))
+
+    def release(self, claim: Claim) -> None:
+        with self.datastore.get_connection() as conn:
+            conn.execute(self._delete_claim, (claim.principal, claim.key, claim.token))
+
+    def purge(self, older_than: float) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self._purge_responses, (older_than,))
+            purged = curs.rowcount
+            curs.execute(self._purge_claims, (older_than,))
+        return purged
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Factory(es_postgres.PostgresFactory):
+    application_recorder_class = IdempotentPostgresApplicationRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        if self.datastore.enable_db_functions:
+            raise OSError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS skips the table lock that keeps the event "
+                "feed in commit order, and the idempotency row: it is not supported"
+            )
+        if self.env_create_table():
+            # eventsourcing creates its tables in the schema but not the schema itself.
+            with self.datastore.get_connection() as conn:
+                conn.execute(
+                    SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema))
+                )

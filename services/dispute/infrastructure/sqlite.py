@@ -1,0 +1,134 @@
+"""SQLite (the embedded default): eventsourcing's recorder plus idempotent responses.
+
+Select with `PERSISTENCE_MODULE=services.dispute.infrastructure.sqlite`. The response
+row is written in the events' transaction, as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing import sqlite as es_sqlite
+from eventsourcing.persistence import StoredEvent
+
+from .idempotency import (
+    Claim,
+    Claimed,
+    ClaimResult,
+    Completion,
+    IdempotencyStore,
+    InProgress,
+    Replay,
+    Reused,
+    StoredResponse,
+    response_params,
+)
+
+
+class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, IdempotencyStore):
+    def __init__(
+        self,
+        datastore: es_sqlite.SQLiteDatastore,
+        events_table_name: str = "stored_events",
+    ) -> None:
+        self.claims_table = f"{events_table_name}_idempotency_claims"
+        self.responses_table = f"{events_table_name}_idempotency_responses"
+        super().__init__(datastore, events_table_name)
+        columns = "(principal, key, fingerprint, status, headers, body, created_at)"
+        self._insert_response = (
+            f"INSERT INTO {self.responses_table} {columns} VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._insert_response_if_absent = (
+            f"INSERT OR IGNORE INTO {self.responses_table} {columns} VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {self.claims_table} ("
+            "principal TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+            "token TEXT NOT NULL, lease_until REAL NOT NULL, created_at REAL NOT NULL, "
+            "PRIMARY KEY (principal, key))",
+            f"CREATE TABLE IF NOT EXISTS {self.responses_table} ("
+            "principal TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+            "status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, "
+            "created_at REAL NOT NULL, PRIMARY KEY (principal, key))",
+            f"CREATE INDEX IF NOT EXISTS {self.responses_table}_created_idx "
+            f"ON {self.responses_table} (created_at)",
+        ]
+
+    def _insert_events(
+        self,
+        c: es_sqlite.SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        completion = kwargs.get("idempotency")
+        if completion is not None:
+            assert isinstance(completion, Completion)
+            # A second completion of the key violates the primary key and rolls the
+            # whole transaction back, events included.
+            c.execute(self._insert_response, response_params(completion, time.time()))
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def try_claim(self, claim: Claim, now: float, lease_seconds: float) -> ClaimResult:
+        p, k = claim.principal, claim.key
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"SELECT fingerprint, status, headers, body FROM {self.responses_table} "
+                "WHERE principal = ? AND key = ?",
+                (p, k),
+            )
+            row = c.fetchone()
+            if row is not None:
+                if row["fingerprint"] != claim.fingerprint:
+                    return Reused()
+                return Replay(StoredResponse.from_row(row["status"], row["headers"], row["body"]))
+            c.execute(
+                f"SELECT fingerprint, token, lease_until FROM {self.claims_table} "
+                "WHERE principal = ? AND key = ?",
+                (p, k),
+            )
+            held = c.fetchone()
+            if held is None:
+                c.execute(
+                    f"INSERT INTO {self.claims_table} "
+                    "(principal, key, fingerprint, token, lease_until, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (p, k, claim.fingerprint, claim.token, now + lease_seconds, now),
+                )
+                return Claimed(claim)
+            if held["fingerprint"] != claim.fingerprint:
+                return Reused()
+            if held["lease_until"] < now:
+                c.execute(
+                    f"UPDATE {self.claims_table} SET token = ?, lease_until = ? "
+                    "WHERE principal = ? AND key = ?",
+                    (claim.token, now + lease_seconds, p, k),
+                )
+                return Claimed(claim)
+            return InProgress()
+
+    def store_response(self, completion: Completion, now: float) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self._insert_response_if_absent, response_params(completion, now))
+
+    def release(self, claim: Claim) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"DELETE FROM {self.claims_table} WHERE principal = ? AND key = ? AND token = ?",
+                (claim.principal, claim.key, claim.token),
+            )
+
+    def purge(self, older_than: float) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(f"DELETE FROM {self.responses_table} WHERE created_at < ?", (older_than,))
+            purged = int(c.sqlite_cursor.rowcount)
+            c.execute(f"DELETE FROM {self.claims_table} WHERE created_at < ?", (older_than,))
+        return purged
+
+
+class Factory(es_sqlite.SQLiteFactory):
+    application_recorder_class = IdempotentSQLiteApplicationRecorder

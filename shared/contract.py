@@ -1,0 +1,491 @@
+"""The public REST contract (/work/shared/spec/api.md) as pydantic v2 models.
+
+Both the dispute service and the gateway import these: the request bodies (every one
+refuses unknown fields, so nobody sets `state`, `outcome` or ids through a body), the
+responses, and the RFC 9457 problem details. Keep names and shapes stable: clients
+check them to the letter.
+
+Requests check types and shapes only; the domain checks the rules (ranges, currencies,
+which evidence a reason needs...) and answers with the field and the rule it broke.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+PROBLEM_BASE = "https://disputes.internal/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+Role = Literal["buyer", "seller", "agent", "service", "auditor"]
+PaymentMethod = Literal["card", "wallet", "other"]
+EvidenceKind = Literal["photo", "video", "tracking", "document", "message"]
+RequestedResolution = Literal["refund_only", "return_and_refund"]
+OfferType = Literal["full_refund", "partial_refund", "return_and_refund", "replacement"]
+Decision = Literal["full_refund", "partial_refund", "return_and_refund", "seller_favoured"]
+PartyName = Literal["buyer", "seller"]
+State = Literal[
+    "awaiting_seller",
+    "negotiating",
+    "under_review",
+    "awaiting_return",
+    "return_in_transit",
+    "refund_pending",
+    "closed",
+]
+Outcome = Literal[
+    "refunded_full",
+    "refunded_partial",
+    "replacement",
+    "seller_favoured",
+    "withdrawn",
+    "buyer_lapsed",
+    "return_not_shipped",
+]
+REASONS = (
+    "not_received",
+    "not_as_described",
+    "wrong_item",
+    "damaged",
+    "missing_parts",
+    "late_delivery",
+)
+
+Text = Annotated[StrictStr, Field(min_length=1)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# Shared values -------------------------------------------------------------------------
+
+
+class Money(BaseModel):
+    """An integer of minor units and an ISO 4217 code: `{"amount": 1999, "currency": "USD"}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt = Field(description="minor units (cents for USD)", examples=[1999])
+    currency: StrictStr = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["USD"]
+    )
+
+
+class EvidenceItem(BaseModel):
+    """A reference to evidence held elsewhere; the service stores the reference, not bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EvidenceKind
+    uri: StrictStr = Field(examples=["https://files.example/abc.jpg"])
+    sha256: StrictStr = Field(description="64 lower-case hex digits of the content's SHA-256")
+
+
+class Tracking(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: Text
+    number: Text
+
+
+class Actor(_Response):
+    role: str
+    id: str
+
+
+# Requests: orders ----------------------------------------------------------------------
+
+
+class OrderPut(_Request):
+    """`PUT /v1/orders/{order_id}` (service): register an order or add shipping facts."""
+
+    buyer_id: Text
+    seller_id: Text
+    amount: Money
+    payment_method: PaymentMethod
+    placed_at: AwareDatetime
+    shipped_at: AwareDatetime | None = None
+    tracking: Tracking | None = None
+    delivered_at: AwareDatetime | None = None
+
+
+class ProtectionExtensionCreate(_Request):
+    """`POST /v1/orders/{order_id}/protection-extensions` (seller)."""
+
+    days: StrictInt = Field(ge=1)
+    reason: Text
+
+
+# Requests: disputes --------------------------------------------------------------------
+
+
+class DisputeCreate(_Request):
+    """`POST /v1/disputes` (buyer)."""
+
+    order_id: Text
+    reason: StrictStr = Field(description="one of: " + ", ".join(REASONS))
+    requested_resolution: RequestedResolution
+    amount: Money
+    description: Text
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+
+
+class AcceptBody(_Request):
+    """`accept` (seller): accepts the buyer's standing request. No fields."""
+
+
+class RejectBody(_Request):
+    reason: Text
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+
+
+class OfferBody(_Request):
+    type: OfferType
+    amount: Money | None = Field(default=None, description="where the offer type takes one")
+    message: StrictStr | None = None
+
+
+class AcceptOfferBody(_Request):
+    """`accept-offer` (buyer): accepts the seller's standing offer. No fields."""
+
+
+class ReviseBody(_Request):
+    requested_resolution: RequestedResolution
+    amount: Money
+    message: StrictStr | None = None
+
+
+class EscalateBody(_Request):
+    reason: Text
+
+
+class WithdrawBody(_Request):
+    reason: Text
+
+
+class EvidenceBody(_Request):
+    evidence: list[EvidenceItem] = Field(min_length=1)
+
+
+class MessageBody(_Request):
+    body: Text
+
+
+class RequestInfoBody(_Request):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: PartyName = Field(alias="from")
+    question: Text
+    due_at: AwareDatetime | None = None
+
+
+class RuleBody(_Request):
+    decision: Decision
+    amount: Money | None = Field(default=None, description="where the decision takes one")
+    return_shipping_paid_by: PartyName | None = None
+    rationale: Text
+
+
+class ShipReturnBody(_Request):
+    carrier: Text
+    tracking_number: Text
+
+
+class ReturnDeliveredBody(_Request):
+    delivered_at: AwareDatetime
+
+
+class ConfirmReturnBody(_Request):
+    """`confirm-return` (seller). No fields."""
+
+
+class ContestReturnBody(_Request):
+    reason: Text
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+
+
+class RefundPaidBody(_Request):
+    reference: Text
+    paid_at: AwareDatetime
+
+
+class RefundFailedBody(_Request):
+    reason: Text
+
+
+class ExtendDeadlineBody(_Request):
+    deadline: Text = Field(description="the kind of a pending deadline, e.g. seller_response")
+    until: AwareDatetime
+    reason: Text
+
+
+# Every action of the table and its body; actions whose body has no fields take none.
+ACTION_BODIES: dict[str, type[BaseModel]] = {
+    "accept": AcceptBody,
+    "reject": RejectBody,
+    "offer": OfferBody,
+    "accept-offer": AcceptOfferBody,
+    "revise": ReviseBody,
+    "escalate": EscalateBody,
+    "withdraw": WithdrawBody,
+    "evidence": EvidenceBody,
+    "messages": MessageBody,
+    "request-info": RequestInfoBody,
+    "rule": RuleBody,
+    "ship-return": ShipReturnBody,
+    "return-delivered": ReturnDeliveredBody,
+    "confirm-return": ConfirmReturnBody,
+    "contest-return": ContestReturnBody,
+    "refund-paid": RefundPaidBody,
+    "refund-failed": RefundFailedBody,
+    "extend-deadline": ExtendDeadlineBody,
+}
+
+
+class SandboxClockAdvance(_Request):
+    """`POST /v1/sandbox/clock` (only with DISPUTES_SANDBOX=1)."""
+
+    advance: StrictStr = Field(description="an ISO 8601 duration", examples=["P5D", "PT12H"])
+
+
+# Responses -----------------------------------------------------------------------------
+
+
+class ProtectionExtension(_Response):
+    days: int
+    reason: str
+    by: str
+    at: datetime
+
+
+class Order(_Response):
+    id: str = Field(description="the marketplace's order id")
+    buyer_id: str
+    seller_id: str
+    amount: Money
+    payment_method: str
+    placed_at: datetime
+    shipped_at: datetime | None
+    tracking: Tracking | None
+    delivered_at: datetime | None
+    protection_ends_at: datetime
+    extensions: list[ProtectionExtension]
+    dispute_id: str | None
+    version: int
+
+
+class Deadline(_Response):
+    kind: str
+    due_from: str
+    due_at: datetime
+
+
+class Offer(_Response):
+    type: OfferType
+    amount: Money | None
+    message: str
+    made_at: datetime
+
+
+class RefundFailure(_Response):
+    reason: str
+    at: datetime
+
+
+class Refund(_Response):
+    amount: Money
+    started_at: datetime
+    expected_by: datetime
+    paid_at: datetime | None
+    reference: str | None
+    failures: list[RefundFailure]
+
+
+class Evidence(_Response):
+    kind: str
+    uri: str
+    sha256: str
+    added_by: str
+    at: datetime
+
+
+class Message(_Response):
+    from_role: str
+    from_id: str
+    body: str
+    at: datetime
+
+
+class InfoRequest(_Response):
+    from_: str = Field(alias="from")
+    question: str
+    due_at: datetime
+    requested_at: datetime
+    status: Literal["open", "answered", "superseded", "lapsed", "closed"]
+
+
+class Return(_Response):
+    address: str
+    shipping_paid_by: str
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+
+
+class Ruling(_Response):
+    decision: Decision
+    amount: Money | None
+    return_shipping_paid_by: str | None
+    rationale: str
+    agent_id: str
+    at: datetime
+
+
+class Resolution(_Response):
+    settlement: Literal["refund", "return", "replacement", "nothing"]
+    amount: Money | None
+    via: str
+
+
+class Recommendation(_Response):
+    decision: Literal["full_refund", "partial_refund", "return_and_refund", "none"]
+    amount: Money | None
+    return_required: bool
+    basis: str
+
+
+class Dispute(_Response):
+    id: str
+    order_id: str = Field(description="the marketplace's order id")
+    buyer_id: str
+    seller_id: str
+    state: State
+    turn: PartyName | None = Field(description="whose answer the negotiation waits for")
+    reason: str
+    description: str
+    requested_resolution: RequestedResolution
+    amount: Money = Field(description="the refund the buyer requests")
+    order_amount: Money
+    payment_method: str
+    version: int
+    deadlines: list[Deadline]
+    offer: Offer | None = Field(description="the seller's standing offer")
+    resolution: Resolution | None
+    outcome: Outcome | None
+    refund: Refund | None
+    return_: Return | None = Field(alias="return")
+    ruling: Ruling | None
+    evidence: list[Evidence]
+    messages: list[Message]
+    info_requests: list[InfoRequest]
+    escalated_at: datetime | None
+    opened_at: datetime
+    closed_at: datetime | None
+    policy_version: str
+    allowed_actions: list[str] = Field(description="the actions this caller may take now")
+    recommendation: Recommendation | None = Field(
+        default=None, description="the policy's clear-case view (agents and auditors only)"
+    )
+
+
+class Event(_Response):
+    """One event of a dispute's history."""
+
+    version: int
+    type: str
+    at: datetime
+    actor: Actor
+    request_id: str | None
+    payload: dict[str, Any]
+
+
+class DisputeHistory(_Response):
+    dispute_id: str
+    events: list[Event]
+
+
+class FeedEvent(Event):
+    """One event of the global log, in commit order."""
+
+    position: int = Field(description="resume with ?after=<position>")
+    stream: Literal["dispute", "order"]
+    stream_id: str = Field(description="the dispute's id, or the order's marketplace id")
+
+
+class EventFeed(_Response):
+    events: list[FeedEvent]
+    next_after: int | None = Field(
+        description="pass as ?after= to read on; the given `after` when nothing is new"
+    )
+
+
+class Transition(_Response):
+    trigger: str
+    action: str | None = Field(description="the API action; null for a time-out")
+    source: str
+    dest: str
+    conditions: list[str]
+    roles: list[str]
+
+
+class DeadlineKind(_Response):
+    kind: str
+    timeout: str | None
+
+
+class StateMachine(_Response):
+    states: list[str]
+    initial: str
+    terminal: list[str]
+    actions: list[str]
+    timeouts: list[str]
+    deadlines: list[DeadlineKind]
+    transitions: list[Transition]
+    mermaid: str
+
+
+class SandboxClock(_Response):
+    now: datetime = Field(description="the service's clock after the move")
+    offset_seconds: float = Field(description="how far the clock is ahead of real time")
+
+
+class Health(_Response):
+    status: Literal["ok", "unavailable"]
+
+
+# Problems (RFC 9457) -------------------------------------------------------------------
+
+
+class FieldError(_Response):
+    field: str = Field(description="dotted path of the bad field, e.g. amount.currency")
+    rule: str = Field(description="the rule it breaks, e.g. required, one_of, minimum")
+    message: str
+
+
+class Problem(_Response):
+    """RFC 9457 problem details, served as application/problem+json."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "action_not_allowed"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="422: every bad field and the rule it breaks"
+    )
+    allowed_actions: list[str] | None = Field(
+        default=None, description="409 action_not_allowed: the actions allowed now"
+    )
+
+
+def problem_type(code: str) -> str:
+    return PROBLEM_BASE + code
