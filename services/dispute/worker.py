@@ -1,0 +1,89 @@
+"""The deadline worker: fires every time-out when it falls due.
+
+Run as `python -m services.dispute.worker`. Configuration is the service's own
+(`services.dispute.settings`): the same store as the API, `DISPUTES_WORKER_POLL_SECONDS`
+between rounds (default 1 s, so a time-out fires within a few seconds of its due time),
+and with `DISPUTES_SANDBOX=1` the sandbox clock's stored offset, re-read every round.
+Several workers may run at once (see `scheduler.DeadlineScheduler`); a restarted worker
+catches up from its stored position. SIGINT or SIGTERM stops it after the current round.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from eventsourcing.persistence import PersistenceError
+
+from .application import DisputeApplication
+from .scheduler import ClockStore, DeadlineScheduler, ServiceClock
+from .settings import Settings, load_settings
+
+log = logging.getLogger("services.dispute.worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    settings = load_settings()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping after this round", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    clock = ServiceClock()
+    app = _start_application(settings, clock, stop)
+    if app is None:
+        return 1
+    try:
+        refresh = None
+        if settings.sandbox:
+            clock.bind(ClockStore(app))
+            refresh = clock.refresh
+        scheduler = DeadlineScheduler(app, clock)
+        log.info(
+            "deadline worker started (sandbox=%s, clock offset %s, poll %.2fs, position %d)",
+            settings.sandbox,
+            clock.offset,
+            settings.worker_poll_seconds,
+            scheduler.position(),
+        )
+        scheduler.run_forever(stop, settings.worker_poll_seconds, before_each=refresh)
+    finally:
+        app.close()
+    log.info("deadline worker stopped")
+    return 0
+
+
+def _start_application(
+    settings: Settings, clock: ServiceClock, stop: threading.Event, attempts: int = 8
+) -> DisputeApplication | None:
+    """Constructs the application, retrying: replicas starting at once race on
+    eventsourcing's `CREATE TABLE IF NOT EXISTS`, which PostgreSQL can refuse ("tuple
+    concurrently updated") to all but one of them."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return DisputeApplication(
+                env=settings.persistence_env(), clock=clock, policy=settings.policy
+            )
+        except PersistenceError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("starting failed (%s); retrying (%d/%d)", exc, attempt, attempts)
+            if stop.wait(0.2 * attempt):
+                return None
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
