@@ -39,7 +39,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy services/dispute/domain shared
+	$(BIN)/mypy services/dispute/domain services/dispute/application.py shared
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
@@ -50,8 +50,9 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 
+# The whole stack (dispute service, deadline worker, gateway on 127.0.0.1:8000) until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/python -m services.dispute
+	$(BIN)/python -m services.run
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,134 @@
+"""The public REST gateway: the only public entry to the dispute service.
+
+`create_app(settings)` wires everything; nothing is done at import time. The upstream
+client and the rate limiter live for the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+
+from shared.contract import PROBLEM_MEDIA_TYPE, Health
+
+from . import problems
+from .forwarding import Forwarder, make_client
+from .middleware import RequestIdMiddleware
+from .ratelimit import make_rate_limiter
+from .routes import router
+from .settings import GatewaySettings
+
+log = logging.getLogger("services.gateway")
+
+DESCRIPTION = """\
+The public API of the buyer-protection dispute service.
+
+Call it with `Authorization: Bearer <JWT>` (HS256; claims `sub`, `role`, `exp`).
+Money is `{"amount": 1999, "currency": "USD"}` (minor units, ISO 4217). Times are RFC 3339
+in UTC. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is
+`https://disputes.internal/problems/<code>`. Codes: unauthenticated (401),
+role_not_permitted (403), not_found, order_not_found, dispute_not_found, unknown_action
+(404), method_not_allowed (405), action_not_allowed, dispute_exists, order_facts_conflict,
+extension_refused, concurrent_update, idempotency_key_reused (409), version_mismatch (412),
+payload_too_large (413), invalid_input, protection_ended, reason_not_covered (422),
+rate_limited (429), internal_error (500), unavailable, upstream_unavailable (503),
+upstream_timeout (504).
+
+Every response carries `X-Request-ID` (yours, or a new one); the events a request causes
+record it. Commands answer with the dispute and its `ETag`; send `If-Match` to act only on
+the version you saw, and `Idempotency-Key` to retry a POST safely.
+"""
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(settings)
+        limiter = make_rate_limiter(settings.rate_limits, settings.redis_url)
+        app.state.forwarder = Forwarder(settings, client, limiter)
+        try:
+            yield
+        finally:
+            await limiter.close()
+            await client.aclose()
+
+    app = FastAPI(
+        title="Disputes API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    problems.install(app)
+    app.include_router(router)
+
+    @app.get("/healthz", response_model=Health, tags=["meta"])
+    async def healthz() -> Health:
+        """The gateway is up."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["meta"],
+        responses={503: {"model": Health, "description": "a dependency is unreachable"}},
+    )
+    async def readyz() -> Response:
+        """The dispute service, and through it the database, answer."""
+        client: httpx.AsyncClient = app.state.forwarder.client
+        try:
+            answer = await client.get("/readyz")
+            ready = answer.status_code == 200
+        except httpx.HTTPError as exc:
+            log.warning("not ready: %s", exc)
+            ready = False
+        return Response(
+            Health(status="ok" if ready else "unavailable").model_dump_json(),
+            status_code=200 if ready else 503,
+            media_type="application/json",
+        )
+
+    app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def public_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every problem served as application/problem+json and
+    FastAPI's own validation-error shape replaced by the contract's Problem."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                is_problem = PROBLEM_MEDIA_TYPE in content or schema.get("$ref", "").endswith(
+                    "/HTTPValidationError"
+                )
+                if is_problem and status != "200":
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}}
+                    if status == "422" and "Validation" in response.get("description", ""):
+                        response["description"] = "invalid input, each bad field listed"
+    schemas = document["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,97 @@
+"""Bearer tokens: HS256 JWTs carrying `sub` (the principal id), `role` and `exp`.
+
+Only HS256 is accepted (an explicit allow-list: `alg: none` and every other algorithm
+are refused), `exp` is required, and the issuer and audience are checked when they are
+configured. Minting lives here too, so the CLI and the tests make exactly what the
+gateway checks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import get_args
+
+import jwt
+
+from shared.contract import Role
+
+from .settings import GatewaySettings
+
+ALGORITHMS = ["HS256"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+# The principal id travels in a header to the dispute service and into every event.
+_SUB = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: str
+
+
+class AuthenticationError(Exception):
+    """No usable credentials; the message says what to fix (401)."""
+
+
+def principal_from_header(authorization: str | None, settings: GatewaySettings) -> Principal:
+    if not authorization:
+        raise AuthenticationError("send Authorization: Bearer <token>")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+    return verify_token(token, settings)
+
+
+def verify_token(token: str, settings: GatewaySettings) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_key,
+            algorithms=ALGORITHMS,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+            options={
+                "require": ["exp", "sub", "role"],
+                "verify_iss": settings.jwt_issuer is not None,
+                "verify_aud": settings.jwt_audience is not None,
+            },
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("the token has expired: mint a new one") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthenticationError(f"the token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidAlgorithmError:
+        raise AuthenticationError(f"the token must be signed with {ALGORITHMS[0]}") from None
+    except jwt.InvalidSignatureError:
+        raise AuthenticationError("the token's signature does not verify") from None
+    except jwt.InvalidIssuerError:
+        raise AuthenticationError("the token's issuer is not accepted") from None
+    except jwt.InvalidAudienceError:
+        raise AuthenticationError("the token's audience is not accepted") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationError(f"the token is not valid: {exc}") from None
+    role, sub = claims.get("role"), claims.get("sub")
+    if not isinstance(role, str) or role not in ROLES:
+        raise AuthenticationError("the token's role must be one of " + ", ".join(sorted(ROLES)))
+    if not isinstance(sub, str) or not _SUB.match(sub):
+        raise AuthenticationError("the token's sub must be 1 to 128 letters, digits or . _ : @ -")
+    return Principal(id=sub, role=role)
+
+
+def mint_token(settings: GatewaySettings, *, role: str, sub: str, ttl_seconds: int = 3600) -> str:
+    """A token the gateway configured by `settings` accepts (for development and tests)."""
+    if role not in ROLES:
+        raise ValueError("role must be one of " + ", ".join(sorted(ROLES)))
+    if not _SUB.match(sub):
+        raise ValueError("sub must be 1 to 128 letters, digits or . _ : @ -")
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds}
+    if settings.jwt_issuer is not None:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience is not None:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.jwt_key, algorithm=ALGORITHMS[0])

@@ -1,0 +1,165 @@
+"""Forwarding a public request to the dispute service, after the gateway's own checks.
+
+In order: who is calling (401), within their rate (429), may their role call this route
+at all (403), is the body within the limit (413). Then the request goes to the dispute
+service over one pooled client with the principal in internal headers, and its answer
+comes back unchanged; an unreachable or slow service answers 503 or 504, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response
+
+from .auth import AuthenticationError, Principal, principal_from_header
+from .problems import gateway_problem
+from .ratelimit import RateLimiter
+from .settings import GatewaySettings
+
+log = logging.getLogger("services.gateway")
+
+# Caller headers passed on as they are; everything else (notably any X-Internal-Token or
+# X-Principal-* a caller sends) is dropped.
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "if-match")
+# The service's answer headers relayed to the caller.
+RELAYED_RESPONSE_HEADERS = (
+    "content-type",
+    "etag",
+    "location",
+    "retry-after",
+    "x-request-id",
+    "cache-control",
+    "idempotent-replayed",
+)
+RETRY_AFTER_UNAVAILABLE = "1"
+
+
+def make_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """One pooled client per process. Connection failures are retried once (nothing was
+    sent, so that is safe for commands too); a slow answer is not."""
+    pool = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_connections,
+    )
+    timeout = httpx.Timeout(
+        settings.upstream_timeout_seconds,
+        connect=settings.upstream_connect_timeout_seconds,
+        pool=settings.upstream_connect_timeout_seconds,
+    )
+    return httpx.AsyncClient(
+        base_url=settings.upstream_url,
+        transport=httpx.AsyncHTTPTransport(limits=pool, retries=1),
+        timeout=timeout,
+        trust_env=False,  # internal traffic never goes through a proxy from the environment
+        follow_redirects=False,
+    )
+
+
+class Forwarder:
+    def __init__(
+        self, settings: GatewaySettings, client: httpx.AsyncClient, limiter: RateLimiter
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.limiter = limiter
+
+    async def __call__(self, request: Request, roles: frozenset[str]) -> Response:
+        principal = self.authenticate(request)
+        retry_after = await self.limiter.retry_after(principal)
+        if retry_after is not None:
+            raise gateway_problem(
+                "rate_limited",
+                f"more than {self.settings.rate_limit} requests for this principal; "
+                f"retry in {retry_after} s",
+                {"Retry-After": str(retry_after)},
+            )
+        if principal.role not in roles:
+            raise gateway_problem(
+                "role_not_permitted",
+                f"the role {principal.role!r} may not {request.method} {request.url.path}; "
+                f"allowed: {', '.join(sorted(roles)) or 'none'}",
+            )
+        body = await self.read_body(request)
+        return await self.forward(request, principal, body)
+
+    def authenticate(self, request: Request) -> Principal:
+        try:
+            return principal_from_header(request.headers.get("authorization"), self.settings)
+        except AuthenticationError as exc:
+            raise gateway_problem(
+                "unauthenticated",
+                str(exc),
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        too_large = gateway_problem(
+            "payload_too_large", f"the request body may be at most {limit} bytes"
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def forward(self, request: Request, principal: Principal, body: bytes) -> Response:
+        headers = {
+            name: value
+            for name in FORWARDED_REQUEST_HEADERS
+            if (value := request.headers.get(name)) is not None
+        }
+        headers["X-Internal-Token"] = self.settings.service_token.get_secret_value()
+        headers["X-Principal-Role"] = principal.role
+        headers["X-Principal-Id"] = principal.id
+        headers["X-Request-ID"] = request.state.request_id
+        target = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        try:
+            upstream = await self.client.request(
+                request.method, target, content=body, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise self.unavailable(exc) from None
+            log.warning("dispute service timed out on %s %s", request.method, target)
+            raise gateway_problem(
+                "upstream_timeout",
+                "the dispute service did not answer in time; a command may still have been "
+                "applied: retry with the same Idempotency-Key",
+            ) from None
+        except httpx.TransportError as exc:
+            raise self.unavailable(exc) from None
+        return Response(
+            content=upstream.content,
+            status_code=upstream.status_code,
+            headers=dict(relayed(upstream.headers.items(), self.settings.upstream_url)),
+        )
+
+    def unavailable(self, exc: Exception) -> Exception:
+        log.warning("dispute service unavailable: %s", exc)
+        return gateway_problem(
+            "upstream_unavailable",
+            "the dispute service cannot be reached; retry shortly",
+            {"Retry-After": RETRY_AFTER_UNAVAILABLE},
+        )
+
+
+def relayed(headers: Iterable[tuple[str, str]], upstream_url: str) -> Iterable[tuple[str, str]]:
+    for name, value in headers:
+        lower = name.lower()
+        if lower not in RELAYED_RESPONSE_HEADERS:
+            continue
+        if lower == "location" and value.startswith(upstream_url):
+            value = value.removeprefix(upstream_url) or "/"  # never leak the internal host
+        yield name, value

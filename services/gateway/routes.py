@@ -1,0 +1,348 @@
+"""The public contract (api.md) as routes: their signatures are the OpenAPI document.
+
+Every public route is a `ForwardingRoute`: FastAPI reads the endpoint's signature (path
+and query parameters, body model, response model, problems) to describe the route, but
+the request is never parsed here. The route's handler is the `Forwarder`, which checks
+the caller and relays the raw request to the dispute service, where the body is
+validated once. So the endpoint functions below are descriptions and are never called.
+"""
+
+# No `from __future__ import annotations`: the generated action routes need their body
+# model evaluated at definition time.
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Security
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+from pydantic import AwareDatetime, BaseModel
+
+from shared import contract
+
+from .authorization import action_path, action_roles, route_roles
+
+
+class ForwardingRoute(APIRoute):
+    """A public route whose handler forwards to the dispute service."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        (method,) = self.methods or {"GET"}
+        roles = route_roles(method, self.path)
+
+        async def forward(request: Request) -> Response:
+            response: Response = await request.app.state.forwarder(request, roles)
+            return response
+
+        return forward
+
+
+bearer = HTTPBearer(
+    bearerFormat="JWT",
+    description="HS256 JWT with claims sub, role (buyer, seller, agent, service, auditor), exp",
+)
+
+RequestId = Annotated[
+    str | None,
+    Header(
+        alias="X-Request-ID",
+        description="your correlation id (else one is made); returned on the response and "
+        "recorded in the events the request causes",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="a repeat with the same key and body returns the first response and "
+        "does nothing new; kept at least 24 hours",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='the version you expect, e.g. "7"; another current version answers 412',
+    ),
+]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "model": contract.Problem,
+        "description": description,
+        "content": {contract.PROBLEM_MEDIA_TYPE: {}},
+    }
+
+
+_ID_HEADER = {"X-Request-ID": {"description": "the request's id", "schema": {"type": "string"}}}
+_ETAG_HEADER = {"ETag": {"description": 'the version, e.g. "7"', "schema": {"type": "string"}}}
+_LOCATION = {"Location": {"description": "the new resource", "schema": {"type": "string"}}}
+
+COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: _problem("no token, or a bad one (unauthenticated)"),
+    403: _problem("the caller's role may not do this (role_not_permitted)"),
+    429: _problem("over the principal's rate limit; see Retry-After (rate_limited)"),
+    503: _problem("the dispute service is unavailable (upstream_unavailable, unavailable)"),
+    504: _problem("the dispute service did not answer in time (upstream_timeout)"),
+}
+READ_PROBLEMS = {
+    **COMMON_PROBLEMS,
+    404: _problem("no such resource, or not the caller's (not_found...)"),
+    422: _problem("invalid query parameters (invalid_input)"),
+}
+COMMAND_PROBLEMS = {
+    **READ_PROBLEMS,
+    409: _problem(
+        "the state does not allow it (action_not_allowed, with allowed_actions), a "
+        "concurrent update, or an Idempotency-Key reused with another body"
+    ),
+    412: _problem("If-Match names another version (version_mismatch)"),
+    413: _problem("the body is over the size limit (payload_too_large)"),
+    422: _problem(
+        "invalid fields, each listed in errors (invalid_input), or a rule of buyer "
+        "protection (protection_ended, reason_not_covered)"
+    ),
+}
+
+
+def _ok(model: type[BaseModel], description: str, **headers: Any) -> dict[int | str, Any]:
+    return {200: {"model": model, "description": description, "headers": headers}}
+
+
+router = APIRouter(
+    route_class=ForwardingRoute,
+    dependencies=[Security(bearer)],
+)
+
+# Orders ----------------------------------------------------------------------------
+
+
+@router.put(
+    "/v1/orders/{order_id}",
+    tags=["orders"],
+    summary="Register an order or add shipping facts (service)",
+    response_model=contract.Order,
+    responses={
+        **_ok(contract.Order, "shipping facts added", **_ID_HEADER, **_ETAG_HEADER),
+        201: {
+            "model": contract.Order,
+            "description": "registered",
+            "headers": {**_ID_HEADER, **_ETAG_HEADER, **_LOCATION},
+        },
+        **COMMAND_PROBLEMS,
+    },
+)
+def put_order(
+    order_id: str,
+    body: contract.OrderPut,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
+@router.post(
+    "/v1/orders/{order_id}/protection-extensions",
+    tags=["orders"],
+    summary="Extend the buyer-protection window before a dispute exists (seller)",
+    response_model=contract.Order,
+    responses={**_ok(contract.Order, "the order", **_ETAG_HEADER), **COMMAND_PROBLEMS},
+)
+def extend_protection(
+    order_id: str,
+    body: contract.ProtectionExtensionCreate,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/orders/{order_id}",
+    tags=["orders"],
+    summary="An order, with protection_ends_at and its dispute_id",
+    response_model=contract.Order,
+    responses={**_ok(contract.Order, "the order", **_ETAG_HEADER), **READ_PROBLEMS},
+)
+def get_order(order_id: str, request_id: RequestId = None) -> Any: ...
+
+
+# Disputes --------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/disputes",
+    tags=["disputes"],
+    summary="Open a dispute about an order (buyer)",
+    status_code=201,
+    response_model=contract.Dispute,
+    responses={
+        201: {
+            "model": contract.Dispute,
+            "description": "opened",
+            "headers": {**_ID_HEADER, **_ETAG_HEADER, **_LOCATION},
+        },
+        **COMMAND_PROBLEMS,
+    },
+)
+def open_dispute(
+    body: contract.DisputeCreate,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/disputes",
+    tags=["disputes"],
+    summary="List disputes (a party sees only its own), newest first, by cursor",
+    responses=READ_PROBLEMS,
+)
+def list_disputes(
+    state: Annotated[contract.State | None, Query()] = None,
+    reason: Annotated[str | None, Query()] = None,
+    seller_id: Annotated[str | None, Query()] = None,
+    buyer_id: Annotated[str | None, Query()] = None,
+    opened_after: Annotated[AwareDatetime | None, Query()] = None,
+    opened_before: Annotated[AwareDatetime | None, Query()] = None,
+    deadline_before: Annotated[
+        AwareDatetime | None, Query(description="the next deadline falls before this time")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/disputes/{dispute_id}",
+    tags=["disputes"],
+    summary="A dispute as it is now, or as it was at a version or a time",
+    response_model=contract.Dispute,
+    responses={**_ok(contract.Dispute, "the dispute", **_ETAG_HEADER), **READ_PROBLEMS},
+)
+def get_dispute(
+    dispute_id: str,
+    version: Annotated[int | None, Query(ge=1, description="as it was at this version")] = None,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="as it was at this time (RFC 3339)")
+    ] = None,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/disputes/{dispute_id}/events",
+    tags=["disputes"],
+    summary="Every event of a dispute, in order",
+    response_model=contract.DisputeHistory,
+    responses=READ_PROBLEMS,
+)
+def dispute_events(dispute_id: str, request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/disputes/{dispute_id}/verification",
+    tags=["disputes"],
+    summary="Whether the dispute's stored history is intact",
+    responses=READ_PROBLEMS,
+)
+def verify_dispute(dispute_id: str, request_id: RequestId = None) -> Any: ...
+
+
+def _action_endpoint(action: str, model: type[BaseModel]) -> Callable[..., Any]:
+    if model.model_fields:
+
+        def endpoint(
+            dispute_id: str,
+            body: Annotated[model, Body()],  # type: ignore[valid-type]
+            request_id: RequestId = None,
+            idempotency_key: IdempotencyKey = None,
+            if_match: IfMatch = None,
+        ) -> Any: ...
+
+    else:
+
+        def endpoint(  # type: ignore[misc]
+            dispute_id: str,
+            body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
+            request_id: RequestId = None,
+            idempotency_key: IdempotencyKey = None,
+            if_match: IfMatch = None,
+        ) -> Any: ...
+
+    endpoint.__name__ = "action_" + action.replace("-", "_")
+    roles = ", ".join(sorted(action_roles(action)))
+    endpoint.__doc__ = (
+        (model.__doc__ or "").strip()
+        + f"\n\nRoles: {roles}. Answers the dispute as it now is, with its ETag. An action "
+        "the state does not allow answers 409 with the allowed actions."
+    )
+    return endpoint
+
+
+for _action, _model in contract.ACTION_BODIES.items():
+    router.add_api_route(
+        action_path(_action),
+        _action_endpoint(_action, _model),
+        methods=["POST"],
+        tags=["dispute actions"],
+        summary=f"{_action} ({', '.join(sorted(action_roles(_action)))})",
+        response_model=contract.Dispute,
+        responses={
+            **_ok(contract.Dispute, "the dispute as it now is", **_ETAG_HEADER),
+            **COMMAND_PROBLEMS,
+        },
+    )
+
+
+# For other services and dashboards -------------------------------------------------
+
+
+@router.get(
+    "/v1/events",
+    tags=["feed"],
+    summary="Every event of every dispute and order, in commit order (service, agent, auditor)",
+    response_model=contract.EventFeed,
+    responses=READ_PROBLEMS,
+)
+def event_feed(
+    after: Annotated[int, Query(ge=0, description="the last position read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/state-machine",
+    tags=["meta"],
+    summary="The states, actions, transitions and a Mermaid diagram",
+    response_model=contract.StateMachine,
+    responses=COMMON_PROBLEMS,
+)
+def state_machine(request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/stats/{figure}",
+    tags=["stats"],
+    summary="Dashboard figures from projections (agent, auditor, service)",
+    responses=READ_PROBLEMS,
+)
+def stats(figure: str, request_id: RequestId = None) -> Any: ...
+
+
+# Sandbox time ----------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/sandbox/clock",
+    tags=["sandbox"],
+    summary="Move the sandbox clock forward; returns once every due deadline has fired",
+    description="Only with DISPUTES_SANDBOX=1 (agent, service); otherwise 404.",
+    response_model=contract.SandboxClock,
+    responses=COMMAND_PROBLEMS,
+)
+def advance_sandbox_clock(
+    body: contract.SandboxClockAdvance, request_id: RequestId = None
+) -> Any: ...
