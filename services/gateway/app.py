@@ -17,10 +17,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from shared.contract import PROBLEM_MEDIA_TYPE, Health
+from shared.request_id import RequestIdMiddleware
 
 from . import problems
 from .forwarding import Forwarder, make_client
-from .middleware import RequestIdMiddleware
 from .ratelimit import make_rate_limiter
 from .routes import router
 from .settings import GatewaySettings

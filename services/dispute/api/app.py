@@ -13,9 +13,9 @@ from services.dispute.application import DisputeApplication
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from services.dispute.settings import Settings
 from shared.clock import Clock, SystemClock
+from shared.request_id import RequestIdMiddleware
 
 from . import problems
-from .middleware import RequestIdMiddleware
 from .routes import SandboxTime, health, router
 
 log = logging.getLogger("services.dispute.api")

@@ -247,19 +247,3 @@ def install(app: FastAPI) -> None:
             "the event store is unavailable or busy; retry shortly with the same Idempotency-Key",
         )
         return problem_response(problem, {"Retry-After": "1"})
-
-
-def internal_error_problem(path: str, request_id: str) -> bytes:
-    """The 500 body: no stack trace, only the request id to find the logged one by."""
-    return (
-        Problem(
-            type=problem_type("internal_error"),
-            title="Internal error",
-            status=500,
-            detail=f"an unexpected error occurred; it was logged under request id {request_id}",
-            instance=path,
-            request_id=request_id,
-        )
-        .model_dump_json(exclude_none=True)
-        .encode()
-    )

@@ -1,4 +1,8 @@
-"""X-Request-ID on every response, and the last-resort 500 problem (no stack trace)."""
+"""X-Request-ID on every response, and the last-resort 500 problem (no stack trace).
+
+Both services use it: the gateway creates or passes on the id, the dispute service
+records it as the correlation id of the events a request causes.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contract import PROBLEM_MEDIA_TYPE, Problem, problem_type
 
-log = logging.getLogger("services.gateway")
+log = logging.getLogger("shared.request_id")
 
-# The same rule as the dispute service's: a caller's id outside it is replaced.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -25,9 +28,26 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
     return str(uuid.uuid4())
 
 
+def internal_error_problem(path: str, request_id: str) -> bytes:
+    """The 500 body: no stack trace, only the request id to find the logged one by."""
+    return (
+        Problem(
+            type=problem_type("internal_error"),
+            title="Internal error",
+            status=500,
+            detail=f"an unexpected error occurred; it was logged under request id {request_id}",
+            instance=path,
+            request_id=request_id,
+        )
+        .model_dump_json(exclude_none=True)
+        .encode()
+    )
+
+
 class RequestIdMiddleware:
-    """Takes the caller's X-Request-ID (or makes one) as `request.state.request_id` and
-    sets it, once, on the response; an unexpected error becomes a 500 problem."""
+    """Takes the caller's X-Request-ID (or makes one), exposes it as
+    `request.state.request_id`, echoes it on the response, and turns an unexpected
+    exception into a 500 problem that carries it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -57,19 +77,7 @@ class RequestIdMiddleware:
             log.exception("unexpected error in request %s %s", request_id, scope.get("path"))
             if started:
                 raise
-            body = (
-                Problem(
-                    type=problem_type("internal_error"),
-                    title="Internal error",
-                    status=500,
-                    detail="an unexpected error occurred; it was logged under request id "
-                    + request_id,
-                    instance=scope.get("path"),
-                    request_id=request_id,
-                )
-                .model_dump_json(exclude_none=True)
-                .encode()
-            )
+            body = internal_error_problem(scope.get("path", ""), request_id)
             await send(
                 {
                     "type": "http.response.start",
