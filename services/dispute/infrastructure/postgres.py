@@ -17,7 +17,9 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import Environment, EnvType
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
+
+from services.dispute.audit import GENESIS, chain
 
 from .idempotency import (
     Claim,
@@ -45,13 +47,20 @@ class IdempotentPostgresApplicationRecorder(
         super().__init__(datastore, events_table_name=events_table_name)
         claims_name = f"{events_table_name}_idempotency_claims"
         responses_name = f"{events_table_name}_idempotency_responses"
+        hashes_name = f"{events_table_name}_hashes"
         self.check_identifier_length(claims_name)
         self.check_identifier_length(responses_name)
+        self.check_identifier_length(hashes_name)
+        self.check_identifier_length(f"{events_table_name}_append_only")
         fmt = {
             "schema": Identifier(datastore.schema),
             "claims": Identifier(claims_name),
             "responses": Identifier(responses_name),
             "index": Identifier(f"{responses_name}_created_idx"),
+            "events": Identifier(events_table_name),
+            "hashes": Identifier(hashes_name),
+            "id_type": Identifier(datastore.originator_id_type),
+            "guard": Identifier(f"{events_table_name}_append_only"),
         }
         self.sql_create_statements += [
             SQL(
@@ -70,6 +79,67 @@ class IdempotentPostgresApplicationRecorder(
                 **fmt
             ),
         ]
+        # Tamper evidence (services.dispute.audit): the hash chain, written with the events.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{hashes} ("
+                "originator_id {id_type} NOT NULL, originator_version bigint NOT NULL, "
+                "hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+            ).format(**fmt)
+        )
+        # History is append-only for every role that is not allowed to disable triggers
+        # (the table owner or a superuser can: see the README, "Tamper evidence").
+        self.sql_create_statements.append(
+            SQL(
+                "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = {schema_name} AND p.proname = {guard_name}) THEN "
+                "CREATE FUNCTION {schema}.{guard}() RETURNS trigger "
+                "LANGUAGE plpgsql AS $fn$ BEGIN "
+                "RAISE EXCEPTION 'stored history is append-only: % on % refused', "
+                "TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+                "END $fn$; END IF; END $do$"
+            ).format(
+                **fmt,
+                schema_name=Literal(datastore.schema),
+                guard_name=Literal(f"{events_table_name}_append_only"),
+            )
+        )
+        for table in (events_table_name, hashes_name):
+            names = {
+                **fmt,
+                "table": Identifier(table),
+                "table_name": Literal(table),
+                "schema_name": Literal(datastore.schema),
+            }
+            for suffix, when in (("_no_change", "UPDATE OR DELETE"), ("_no_truncate", "TRUNCATE")):
+                names["trigger"] = Identifier(f"{table}{suffix}"[:63])
+                names["trigger_name"] = Literal(f"{table}{suffix}"[:63])
+                level = "ROW" if suffix == "_no_change" else "STATEMENT"
+                self.sql_create_statements.append(
+                    SQL(
+                        "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger t "
+                        "JOIN pg_class c ON c.oid = t.tgrelid "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = {schema_name} AND c.relname = {table_name} "
+                        "AND t.tgname = {trigger_name}) THEN "
+                        "CREATE TRIGGER {trigger} BEFORE " + when + " ON {schema}.{table} "
+                        "FOR EACH " + level + " EXECUTE FUNCTION {schema}.{guard}(); "
+                        "END IF; END $do$"
+                    ).format(**names)
+                )
+        self._select_previous_hash = SQL(
+            "SELECT hash FROM {schema}.{hashes} WHERE originator_id = %s "
+            "AND originator_version < %s ORDER BY originator_version DESC LIMIT 1"
+        ).format(**fmt)
+        self._insert_hash = SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
+            "VALUES (%s, %s, %s)"
+        ).format(**fmt)
+        self._select_hashes = SQL(
+            "SELECT originator_version, hash FROM {schema}.{hashes} "
+            "WHERE originator_id = %s ORDER BY originator_version"
+        ).format(**fmt)
         self._insert_response = SQL(
             "INSERT INTO {schema}.{responses} "
             "(principal, key, fingerprint, status, headers, body, created_at) "
@@ -118,6 +188,36 @@ class IdempotentPostgresApplicationRecorder(
             # transaction, events included, rolls back with an IntegrityError.
             curs.execute(self._insert_response, response_params(completion, _now()))
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _fetch_ids_after_insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        # Runs after the events' INSERT (under eventsourcing's table lock, so writers of
+        # the events table are serialized) and in its transaction: the hashes are
+        # committed if and only if the events are.
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        by_aggregate: dict[Any, list[StoredEvent]] = {}
+        for event in stored_events:
+            by_aggregate.setdefault(event.originator_id, []).append(event)
+        rows = []
+        for originator_id, events in by_aggregate.items():
+            events.sort(key=lambda e: e.originator_version)
+            curs.execute(self._select_previous_hash, (originator_id, events[0].originator_version))
+            row = curs.fetchone()
+            previous = bytes(row["hash"]) if row is not None else GENESIS
+            for event, digest in zip(events, chain(events, previous), strict=True):
+                rows.append((originator_id, event.originator_version, digest))
+        curs.executemany(self._insert_hash, rows)
+        return ids
+
+    def select_hashes(self, originator_id: Any) -> list[tuple[int, bytes]]:
+        """The recorded hash chain of one aggregate, by version."""
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(self._select_hashes, (originator_id,)).fetchall()
+        return [(int(r["originator_version"]), bytes(r["hash"])) for r in rows]
 
     # IdempotencyStore ---------------------------------------------------------------
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing import sqlite as es_sqlite
 from eventsourcing.persistence import StoredEvent
+
+from services.dispute.audit import GENESIS, chain
 
 from .idempotency import (
     Claim,
@@ -35,6 +38,7 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
     ) -> None:
         self.claims_table = f"{events_table_name}_idempotency_claims"
         self.responses_table = f"{events_table_name}_idempotency_responses"
+        self.hashes_table = f"{events_table_name}_hashes"
         super().__init__(datastore, events_table_name)
         columns = "(principal, key, fingerprint, status, headers, body, created_at)"
         self._insert_response = (
@@ -57,6 +61,12 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
             "created_at REAL NOT NULL, PRIMARY KEY (principal, key))",
             f"CREATE INDEX IF NOT EXISTS {self.responses_table}_created_idx "
             f"ON {self.responses_table} (created_at)",
+            # Tamper evidence (services.dispute.audit): the hash chain, written with the
+            # events. SQLite cannot refuse changes to its own file: they are detectable.
+            f"CREATE TABLE IF NOT EXISTS {self.hashes_table} ("
+            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+            "hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) "
+            "WITHOUT ROWID",
         ]
 
     def _insert_events(
@@ -71,7 +81,42 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
             # A second completion of the key violates the primary key and rolls the
             # whole transaction back, events included.
             c.execute(self._insert_response, response_params(completion, time.time()))
-        return super()._insert_events(c, stored_events, **kwargs)
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        self._insert_hashes(c, stored_events)
+        return returning
+
+    def _insert_hashes(
+        self, c: es_sqlite.SQLiteCursor, stored_events: Sequence[StoredEvent]
+    ) -> None:
+        # In the events' (write-locked) transaction: committed if and only if they are.
+        by_aggregate: dict[str, list[StoredEvent]] = {}
+        for event in stored_events:
+            by_aggregate.setdefault(_key(event.originator_id), []).append(event)
+        for key, events in by_aggregate.items():
+            events.sort(key=lambda e: e.originator_version)
+            c.execute(
+                f"SELECT hash FROM {self.hashes_table} WHERE originator_id = ? "
+                "AND originator_version < ? ORDER BY originator_version DESC LIMIT 1",
+                (key, events[0].originator_version),
+            )
+            row = c.fetchone()
+            previous = bytes(row["hash"]) if row is not None else GENESIS
+            for event, digest in zip(events, chain(events, previous), strict=True):
+                c.execute(
+                    f"INSERT INTO {self.hashes_table} (originator_id, originator_version, hash) "
+                    "VALUES (?, ?, ?)",
+                    (key, event.originator_version, digest),
+                )
+
+    def select_hashes(self, originator_id: Any) -> list[tuple[int, bytes]]:
+        """The recorded hash chain of one aggregate, by version."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_version, hash FROM {self.hashes_table} "
+                "WHERE originator_id = ? ORDER BY originator_version",
+                (_key(originator_id),),
+            )
+            return [(int(r["originator_version"]), bytes(r["hash"])) for r in c.fetchall()]
 
     def try_claim(self, claim: Claim, now: float, lease_seconds: float) -> ClaimResult:
         p, k = claim.principal, claim.key
@@ -128,6 +173,11 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
             purged = int(c.sqlite_cursor.rowcount)
             c.execute(f"DELETE FROM {self.claims_table} WHERE created_at < ?", (older_than,))
         return purged
+
+
+def _key(originator_id: Any) -> str:
+    # As eventsourcing stores it: a UUID's hex, else the string.
+    return originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
 
 
 class Factory(es_sqlite.SQLiteFactory):
