@@ -1,11 +1,13 @@
 """`make run`: the whole stack in one terminal, until Ctrl-C.
 
-Starts the dispute service, the deadline worker and the gateway as child processes with
-the current environment: SQLite under ./data by default, PostgreSQL when DATABASE_URL
-is set. Waits until the gateway is ready (it checks the service, which checks the
-store), prints where the docs are and how to mint a token, then waits. Ctrl-C or SIGTERM
-stops the gateway first, then the worker, then the service, each given a few seconds to
-finish before it is killed. If any child dies, the others are stopped too.
+Starts the dispute service, the deadline worker, the dashboard projector (which keeps
+the views behind `GET /v1/disputes` and `/v1/stats/...` up to date) and the gateway as
+child processes with the current environment: SQLite under ./data by default,
+PostgreSQL when DATABASE_URL is set. Waits until the gateway is ready (it checks the
+service, which checks the store), prints where the docs are and how to mint a token,
+then waits. Ctrl-C or SIGTERM stops the gateway first, then the projector, the worker
+and the service, each given a few seconds to finish before it is killed. If any child
+dies, the others are stopped too.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def main() -> int:
     try:
         children.append(start("dispute service", "services.dispute"))
         children.append(start("deadline worker", "services.dispute.worker"))
+        children.append(start("projector", "services.dispute.projections"))
         # The gateway forwards to the service started here unless told otherwise.
         service_port = os.environ.get("DISPUTES_PORT", "8001")
         gateway_env = {

@@ -489,3 +489,126 @@ class Problem(_Response):
 
 def problem_type(code: str) -> str:
     return PROBLEM_BASE + code
+
+
+# Dashboards: GET /v1/disputes and /v1/stats/... (served from projections) --------------
+
+
+class Lag(_Response):
+    """How far behind the event log the projection that answered is: the answer does
+    not yet reflect this many of the newest events (0 once the projector caught up)."""
+
+    events: int = Field(description="events written but not yet projected")
+    seconds: float = Field(
+        description="event time between the newest event and the last one projected"
+    )
+
+
+class NextDeadline(_Response):
+    kind: str
+    due_at: datetime
+
+
+class DisputeSummary(_Response):
+    """One row of `GET /v1/disputes` (from the dashboard projection, see `lag`)."""
+
+    id: str
+    order_id: str
+    buyer_id: str
+    seller_id: str
+    reason: str
+    state: State
+    amount: Money = Field(description="the amount the buyer asks for")
+    version: int
+    opened_at: datetime
+    next_deadline: NextDeadline | None
+    outcome: Outcome | None
+    closed_at: datetime | None
+    refund: Money | None = Field(description="the refund decided, once known")
+
+
+class DisputeList(_Response):
+    data: list[DisputeSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+    lag: Lag
+
+
+class SellerStats(_Response):
+    seller_id: str
+    disputes: int
+    open: int
+    closed: int
+    by_reason: dict[str, int]
+    timeout_losses: int = Field(description="disputes lost by not answering in time")
+    refunded: int = Field(description="closed with a refund")
+    refund_rate: float | None = Field(description="refunded / closed; null while none closed")
+    amount_refunded: list[Money]
+    responded: int
+    median_response_seconds: float | None = Field(
+        description="opening to the seller's first answer"
+    )
+
+
+class SellerStatsList(_Response):
+    data: list[SellerStats]
+    lag: Lag
+
+
+class DeadlineEntry(_Response):
+    dispute_id: str
+    kind: str
+    due_from: str
+    due_at: datetime
+    state: State
+    reason: str
+    buyer_id: str
+    seller_id: str
+    opened_at: datetime
+    escalated_at: datetime | None
+    amount: Money = Field(description="the order amount")
+    refund: Money | None
+    refund_failures: int
+
+
+class DeadlineList(_Response):
+    as_of: datetime = Field(description="the service clock's time the list was taken at")
+    until: datetime | None = Field(default=None, description="deadlines-due: the window's end")
+    data: list[DeadlineEntry]
+    lag: Lag
+
+
+class DailyCount(_Response):
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    opened: dict[str, int] = Field(description="disputes opened, by reason")
+    entered: dict[str, int] = Field(description="disputes entering each state")
+    closed: dict[str, int] = Field(description="disputes closed, by outcome")
+
+
+class DailyCounts(_Response):
+    from_: str = Field(alias="from")
+    to: str
+    data: list[DailyCount] = Field(description="days with anything only")
+    lag: Lag
+
+
+class DisputeCounts(_Response):
+    total: int
+    by_state: dict[str, int]
+    by_outcome: dict[str, int]
+    lag: Lag
+
+
+Stats = SellerStatsList | DeadlineList | DailyCounts | DisputeCounts
+
+
+class Verification(_Response):
+    """GET /v1/disputes/{id}/verification: the dispute's hash chain, recomputed."""
+
+    dispute_id: str
+    intact: bool = Field(description="every stored event verifies against the hash chain")
+    events: int = Field(description="stored events checked")
+    head: str | None = Field(description="the recorded chain head (hex sha256)")
+    first_invalid_version: int | None = Field(
+        description="the first version that does not verify (changed, missing, reordered)"
+    )
+    checked_at: datetime

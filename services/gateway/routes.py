@@ -196,6 +196,9 @@ def open_dispute(
     "/v1/disputes",
     tags=["disputes"],
     summary="List disputes (a party sees only its own), newest first, by cursor",
+    description="Served from the dashboard projection: a write shows here once the "
+    "projector has processed it; `lag` says how far behind (events, seconds) the list is.",
+    response_model=contract.DisputeList,
     responses=READ_PROBLEMS,
 )
 def list_disputes(
@@ -245,6 +248,7 @@ def dispute_events(dispute_id: str, request_id: RequestId = None) -> Any: ...
     "/v1/disputes/{dispute_id}/verification",
     tags=["disputes"],
     summary="Whether the dispute's stored history is intact",
+    response_model=contract.Verification,
     responses=READ_PROBLEMS,
 )
 def verify_dispute(dispute_id: str, request_id: RequestId = None) -> Any: ...
@@ -327,6 +331,11 @@ def state_machine(request_id: RequestId = None) -> Any: ...
     "/v1/stats/{figure}",
     tags=["stats"],
     summary="Dashboard figures from projections (agent, auditor, service)",
+    description="`figure` is one of: `sellers` (`?seller_id=`), `deadlines-due` (the next "
+    "24 h of the service clock), `sla-breaches`, `payouts-overdue`, `daily` "
+    "(`?from=&to=`, UTC days), `counts` (by state and outcome). Every answer carries "
+    "`lag`: how far behind the event log (events, seconds) the projection is.",
+    response_model=contract.Stats,
     responses=READ_PROBLEMS,
 )
 def stats(figure: str, request_id: RequestId = None) -> Any: ...

@@ -16,6 +16,8 @@ from shared.clock import Clock, SystemClock
 from shared.request_id import RequestIdMiddleware
 
 from . import problems
+from .audit_routes import audit_router
+from .dashboard_routes import dashboard
 from .routes import SandboxTime, health, router
 
 log = logging.getLogger("services.dispute.api")
@@ -67,5 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
+    app.include_router(dashboard)
+    app.include_router(audit_router)
     app.include_router(health)
     return app
