@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from shared.contract import PROBLEM_MEDIA_TYPE, Health
 from shared.request_id import RequestIdMiddleware
@@ -97,9 +99,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             media_type="application/json",
         )
 
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        """The operations dashboard: a static page that calls /v1 with the token the
+        viewer types in (or passes as #token=...), so loading it needs no token."""
+        return HTMLResponse(dashboard_html(), headers={"Cache-Control": "no-cache"})
+
     app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+@cache
+def dashboard_html() -> str:
+    """The dashboard page, package data next to this module."""
+    return resources.files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 def public_openapi(app: FastAPI) -> dict[str, Any]:

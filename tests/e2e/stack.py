@@ -70,6 +70,7 @@ class Stack:
             "service": "services.dispute",
             "worker": "services.dispute.worker",
             "gateway": "services.gateway",
+            "projector": "services.dispute.projections",
         }[name]
         log = (self.logs / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
@@ -111,7 +112,7 @@ class Stack:
         self.wait_ready(self.url)
 
     def stop_all(self) -> None:
-        for name in ("gateway", "worker", "service"):
+        for name in ("projector", "gateway", "worker", "service"):
             self.stop(name)
 
     def tail(self, lines: int = 30) -> str:
