@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -18,26 +17,6 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class OffsetClock:
-    """The real clock moved forward by an offset (the sandbox's test clock)."""
-
-    def __init__(self, offset: timedelta = timedelta(0), base: Clock | None = None) -> None:
-        self._base = base or SystemClock()
-        self._offset = offset
-        self._lock = threading.Lock()
-
-    @property
-    def offset(self) -> timedelta:
-        return self._offset
-
-    def set_offset(self, offset: timedelta) -> None:
-        with self._lock:
-            self._offset = offset
-
-    def now(self) -> datetime:
-        return self._base.now() + self._offset
 
 
 class FixedClock:

@@ -20,7 +20,7 @@ facts a guard may look at. Three kinds of condition exist:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -392,11 +392,11 @@ class _Facts:
     state: str = AWAITING_SELLER
     turn: str | None = None
     standing_offer: dict[str, Any] | None = None
-    deadlines: list[dict[str, Any]] = None  # type: ignore[assignment]
+    deadlines: list[dict[str, Any]] = field(default_factory=list)
     return_shipment: dict[str, Any] | None = None
 
 
-_NO_FACTS = _Facts(deadlines=[])
+_NO_FACTS = _Facts()
 
 
 def describe() -> dict[str, Any]:
