@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 PIP_VERSION := 26.3
 # Touched after a successful install; re-installs only when these inputs change.
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := test
-.PHONY: venv install lock lint format typecheck test unit integration run clean distclean
+.PHONY: venv install lock lint format typecheck test unit integration run bench clean distclean
 
 venv install: $(STAMP)
 
@@ -24,7 +25,7 @@ lock:
 	rm -rf $(VENV)-lock
 	$(PYTHON) -m venv $(VENV)-lock
 	$(VENV)-lock/bin/python -m pip install --quiet --upgrade pip==$(PIP_VERSION)
-	$(VENV)-lock/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)-lock/bin/python -m pip install --quiet -e '.[dev,bench]'
 	{ sed -n '/^#/p' requirements.lock; \
 	  $(VENV)-lock/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
@@ -53,6 +54,16 @@ integration: $(STAMP)
 # The whole stack (dispute service, deadline worker, gateway on 127.0.0.1:8000) until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/python -m services.run
+
+# The benchmark suite against this machine's limits, on PostgreSQL (DATABASE_URL, default
+# the local test database): prints a Markdown table and writes bench/results/. About 6 min;
+# `make bench ARGS=--quick` takes under 2.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -20,12 +20,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import persistence_env
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute, Order, OrderFacts
 from services.dispute.domain.values import Actor, Context, Role
@@ -36,21 +36,6 @@ from shared.money import Money
 EVENTS_PER_DISPUTE = 8
 REASONS = ["not_received", "late_delivery", "damaged", "wrong_item", "missing_parts"]
 PHOTO = [{"kind": "photo", "uri": "https://files.example/p.jpg", "sha256": "c" * 64}]
-
-
-def env_for(url: str, schema: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    return {
-        "PERSISTENCE_MODULE": "services.dispute.infrastructure.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": schema,
-        "POSTGRES_POOL_SIZE": "2",
-        "POSTGRES_MAX_OVERFLOW": "2",
-    }
 
 
 def one_dispute(app: DisputeApplication, n: int, at: datetime) -> tuple[Order, Dispute]:
@@ -115,7 +100,7 @@ def main() -> int:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    app = DisputeApplication(env=env_for(url, schema), clock=FixedClock(datetime.now(UTC)))
+    app = DisputeApplication(env=persistence_env(url, schema), clock=FixedClock(datetime.now(UTC)))
     try:
         began = time.perf_counter()
         recorded = seed(app, args.events, args.per_save)

@@ -1,0 +1,277 @@
+"""`make bench`: the dispute service measured against this machine's own limits, in one run.
+
+    python -m bench [--quick] [--out bench/results]
+
+On PostgreSQL (DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/test), every
+part in a scratch schema dropped afterwards:
+
+1. The limits: the least one command must do (read one case's events, append one event,
+   commit) with psycopg threads and with pgbench, with and without eventsourcing's table
+   lock; and eventsourcing's own `save()` of one event. At 1, 8 and 32 clients.
+2. The service: the real processes (`make run`'s four), the seed-case command mix
+   (bench/load.py) straight to the dispute service and through the gateway, closed loop at
+   1, 8 and 32 clients, then open loop at half the peak. While it runs, a follower tails
+   the event feed as the projector does; at the end it must have seen every stored event.
+3. Scale: command latency with 1,000 and with 1,000,000 stored events; loading a case of
+   10 and of 10,000 events with and without snapshots; feed read and projection rebuild.
+4. Memory: the peak RSS of each process.
+
+Writes bench/results/<full|quick>.{json,md,png} and prints the Markdown. `--quick` runs
+every part, shorter and with 100,000 instead of 1,000,000 stored events (under 2 minutes).
+A script, not a test: its figures are measurements, nothing asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import limits, report, scale
+from bench.common import ROOT, cpu_busy_seconds, database_url, machine
+from bench.load import CaseSupply, closed_loop, open_loop
+from bench.stack import SERVICE_TOKEN, Stack, register_orders, running_stack
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    clients: tuple[int, ...]
+    limit_seconds: float
+    load_seconds: float
+    open_seconds: float
+    scale_seconds: float
+    big_store: int
+    case_sizes: tuple[int, ...]
+    rebuild_events: int
+    orders: int
+
+    @classmethod
+    def full(cls) -> Plan:
+        return cls("full", (1, 8, 32), 5, 10, 15, 8, 1_000_000, (10, 10_000), 200_000, 30_000)
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls("quick", (1, 8, 32), 2, 3, 5, 3, 100_000, (10, 10_000), 50_000, 12_000)
+
+
+def internal_headers(role: str, who: str) -> dict[str, str]:
+    return {"X-Internal-Token": SERVICE_TOKEN, "X-Principal-Role": role, "X-Principal-Id": who}
+
+
+def bearer_headers(stack: Stack) -> Any:
+    cache: dict[tuple[str, str], dict[str, str]] = {}
+    lock = threading.Lock()
+
+    def headers(role: str, who: str) -> dict[str, str]:
+        with lock:
+            if (role, who) not in cache:
+                cache[(role, who)] = {"Authorization": f"Bearer {stack.bearer(role, who)}"}
+            return cache[(role, who)]
+
+    return headers
+
+
+class FeedFollower(threading.Thread):
+    """Tails the event feed as the projector and the deadline worker do (from the last id
+    seen, in pages), during the load. A feed that let a later id commit before an earlier
+    one would make it skip the earlier one for good."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True)
+        self.app = stack.application()
+        self.seen: list[int] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            stop = self.stopping.is_set()
+            self.catch_up()
+            if stop:
+                return
+            time.sleep(0.02)
+
+    def catch_up(self) -> None:
+        while True:
+            start = self.seen[-1] + 1 if self.seen else 1
+            page = self.app.recorder.select_notifications(start, 1000)
+            self.seen += [n.id for n in page]
+            if len(page) < 1000:
+                return
+
+    def verdict(self) -> dict[str, Any]:
+        self.stopping.set()
+        self.join()
+        stored = [n.id for n in self.app.recorder.select_notifications(1, 10_000_000)]
+        self.app.close()
+        missed = sorted(set(stored) - set(self.seen))
+        increasing = all(a < b for a, b in zip(self.seen, self.seen[1:], strict=False))
+        return {
+            "stored": len(stored),
+            "seen": len(self.seen),
+            "missed": len(missed),
+            "first_missed": missed[:10],
+            "strictly_increasing": increasing,
+        }
+
+
+def measured(stack: Stack, run: Any) -> dict[str, Any]:
+    """`run()`'s result with each process's CPU ms per command and the machine's load."""
+    before, (busy0, total0) = stack.stats(), cpu_busy_seconds()
+    result: dict[str, Any] = run()
+    after, (busy1, total1) = stack.stats(), cpu_busy_seconds()
+    count = max(1, result["sent"])  # the CPU was spent on every command sent
+    result["cpu_ms_per_command"] = {
+        name: round((after[name].cpu_seconds - before[name].cpu_seconds) * 1000 / count, 2)
+        for name in after
+        if name in before
+    }
+    result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(1e-9, total1 - total0), 1)
+    return result
+
+
+def orders_for(prefix: str, count: int) -> list[tuple[str, str, str]]:
+    return [(f"{prefix}-{i}", f"buyer-{i % 200}", f"seller-{i % 50}") for i in range(count)]
+
+
+def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"closed": {"direct": {}, "gateway": {}}, "open": {}}
+    with running_stack(url) as stack:
+        app = stack.application()
+        refs = orders_for("load", plan.orders)
+        register_orders(app, refs)
+        app.close()
+        supply = CaseSupply(refs)
+        targets = {
+            "direct": (stack.service_url, internal_headers),
+            "gateway": (stack.gateway_url, bearer_headers(stack)),
+        }
+        follower = FeedFollower(stack)
+        follower.start()
+        closed_loop(stack.gateway_url, targets["gateway"][1], supply, 4, 2)  # warm-up
+        for clients in plan.clients:
+            for name, (base, headers) in targets.items():
+                result = measured(
+                    stack,
+                    lambda b=base, h=headers, c=clients: closed_loop(
+                        b, h, supply, c, plan.load_seconds
+                    ),
+                )
+                out["closed"][name][str(clients)] = result
+                log(f"  {name:>7} {clients:>2} clients: {result['per_s']:>7.1f} commands/s, "
+                    f"p99 {result['p99_ms']} ms, errors {result['errors']}")  # fmt: skip
+        for name, (base, headers) in targets.items():
+            peak = max(r["per_s"] for r in out["closed"][name].values())
+            rate = max(1.0, peak / 2)
+            result = measured(
+                stack,
+                lambda b=base, h=headers, r=rate: open_loop(b, h, supply, r, plan.open_seconds),
+            )
+            out["open"][name] = result
+            log(f"  {name:>7} open loop at {rate:.0f}/s: p99 {result['p99_ms']} ms")
+        out["feed"] = follower.verdict()
+        log(f"  feed: {out['feed']}")
+        out["memory_mib"] = {name: s.peak_rss_mib for name, s in stack.stats().items()}
+        out["orders_left"] = len(supply)
+    return out
+
+
+def measure_scale(url: str, plan: Plan, log: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"latency": {}}
+    with running_stack(url) as stack:
+        # Only the service: a projector or worker catching up on a million filled events
+        # would take the cores the measurement needs.
+        stack.stop("projector")
+        stack.stop("worker")
+        for stored in (1_000, plan.big_store):
+            app = stack.application()
+            refs = orders_for(f"scale{stored}", 600)  # enough for the run, < 1,000 events
+            register_orders(app, refs)
+            app.close()
+            supply = CaseSupply(refs)
+            out["fill_" + str(stored)] = scale.fill(url, stack.schema, stored)
+            result = measured(
+                stack,
+                lambda s=supply: closed_loop(
+                    stack.service_url, internal_headers, s, 1, plan.scale_seconds
+                ),
+            )
+            out["latency"][str(stored)] = result
+            log(f"  {stored:>9,} stored events: p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms")  # fmt: skip
+        out["feed_read"] = scale.feed_read(url, stack.schema)
+        log(f"  feed read: {out['feed_read']}")
+        out["rebuild"] = scale.rebuild(url, stack.schema, max_events=plan.rebuild_events)
+        log(f"  rebuild: {out['rebuild']}")
+    out["load_case"] = scale.load_case_times(url, sizes=plan.case_sizes)
+    log(f"  load case: {out['load_case']}")
+    return out
+
+
+def measure_limits(url: str, plan: Plan, log: Any) -> dict[str, Any]:
+    clients, seconds = list(plan.clients), plan.limit_seconds
+    out: dict[str, Any] = {
+        "raw_psycopg": limits.measure_raw(url, clients, seconds),
+        "raw_psycopg_locked": limits.measure_raw(url, clients, seconds, locked=True),
+        "pgbench": limits.measure_pgbench(url, clients, seconds),
+        "pgbench_locked": limits.measure_pgbench(url, clients, seconds, locked=True),
+        "eventsourcing_save": limits.measure_eventsourcing_save(url, clients, seconds),
+    }
+    for name, series in out.items():
+        if series:
+            log(f"  {name}: " + ", ".join(f"{c}: {r['per_s']}/s" for c, r in series.items()))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="every part, shorter (< 2 min)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--parts", nargs="+", choices=("limits", "service", "scale"),
+        default=["limits", "service", "scale"], help="measure only these parts",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan.full()
+    url = database_url()
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    began = time.monotonic()
+    results: dict[str, Any] = {
+        "mode": plan.mode,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "plan": asdict(plan),
+    }
+    for part, measure in (
+        ("limits", measure_limits),
+        ("service", measure_service),
+        ("scale", measure_scale),
+    ):
+        if part in args.parts:
+            log(f"{part} ...")
+            started = time.monotonic()
+            results[part] = measure(url, plan, log)
+            results.setdefault("seconds", {})[part] = round(time.monotonic() - started, 1)
+    results["seconds"]["total"] = round(time.monotonic() - began, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / plan.mode
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = report.markdown(results)
+    stem.with_suffix(".md").write_text(markdown)
+    plotted = report.plot(results, stem.with_suffix(".png"))
+    print(markdown)
+    log(f"wrote {stem}.json, {stem}.md" + (f", {plotted}" if plotted else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

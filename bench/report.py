@@ -1,0 +1,181 @@
+"""The results of `python -m bench` as Markdown and as a plot (PNG, with matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+LIMIT_SERIES = {
+    "raw_psycopg": "raw read + append, psycopg threads",
+    "raw_psycopg_locked": "raw read + append + table lock, psycopg threads",
+    "pgbench": "raw read + append, pgbench",
+    "pgbench_locked": "raw read + append + table lock, pgbench",
+    "eventsourcing_save": "eventsourcing save() of one event",
+}
+
+
+def limit_at(results: dict[str, Any], clients: str) -> float | None:
+    """The raw read-and-append limit at a concurrency: the best of psycopg and pgbench."""
+    lim = results.get("limits") or {}
+    rates = [
+        series[clients]["per_s"]
+        for name in ("raw_psycopg", "pgbench")
+        if (series := lim.get(name)) and clients in series
+    ]
+    return max(rates) if rates else None
+
+
+def _ratio(value: float, limit: float | None) -> str:
+    return f"{value / limit:.3f}" if limit else "n/a"
+
+
+def _lat(r: dict[str, Any]) -> str:
+    return f"{r['p50_ms']} | {r['p99_ms']} | {r['p999_ms']}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Benchmark ({results['mode']}), {results['at']}",
+        "",
+        f"Commit {m['commit']}{' (with local changes)' if m['dirty'] else ''}; "
+        f"{m['cores']} cores ({m['cpu']}); PostgreSQL {m['postgres']} "
+        f"({', '.join(f'{k}={v}' for k, v in sorted(m['postgres_settings'].items()))}). "
+        f"Took {results['seconds']['total']} s. Latencies in ms.",
+        "",
+    ]
+    lim = results.get("limits")
+    if lim:
+        clients = list(next(s for s in lim.values() if s))
+        lines += ["## The limits", "", "| series | " + " | ".join(
+            f"{c} client{'s' if c != '1' else ''}: per s (p50 / p99 / p99.9)" for c in clients
+        ) + " |", "|---|" + "---|" * len(clients)]  # fmt: skip
+        for name, label in LIMIT_SERIES.items():
+            series = lim.get(name)
+            if not series:
+                lines.append(f"| {label} | " + " | ".join("not installed" for _ in clients) + " |")
+                continue
+            cells = [
+                f"{series[c]['per_s']:,.0f} ({series[c]['p50_ms']} / {series[c]['p99_ms']} / "
+                f"{series[c]['p999_ms']})"
+                for c in clients
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "The limit below is the better of the two raw series at each concurrency.",
+            "",
+        ]
+    svc = results.get("service")
+    if svc:
+        lines += [
+            "## The service: seed-case mix, closed loop",
+            "",
+            "| target | clients | commands/s | p50 | p99 | p99.9 | ÷ limit | errors | "
+            "CPU ms per command | machine busy |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for target, points in svc["closed"].items():
+            for clients, r in points.items():
+                cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_command"].items())
+                lines.append(
+                    f"| {target} | {clients} | {r['per_s']:,.1f} | {_lat(r)} | "
+                    f"{_ratio(r['per_s'], limit_at(results, clients))} | {r['errors']} | "
+                    f"{cpu} | {r['machine_busy_pct']}% |"
+                )
+        lines += [
+            "",
+            "## Open loop at half the peak (latency from the scheduled send time)",
+            "",
+            "| target | scheduled per s | answered | p50 | p99 | p99.9 | worst lag behind "
+            "schedule (ms) | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for target, r in svc["open"].items():
+            lines.append(
+                f"| {target} | {r['target_per_s']} | {r['count']:,} | {_lat(r)} | "
+                f"{r['max_behind_schedule_ms']} | {r['errors']} |"
+            )
+        feed = svc["feed"]
+        lines += [
+            "",
+            f"Feed during the load: a follower saw {feed['seen']:,} of {feed['stored']:,} "
+            f"stored events, missed {feed['missed']}, ids strictly increasing: "
+            f"{feed['strictly_increasing']}.",
+            "",
+            "## Memory: peak RSS under load (MiB)",
+            "",
+            "| " + " | ".join(svc["memory_mib"]) + " |",
+            "|" + "---|" * len(svc["memory_mib"]),
+            "| " + " | ".join(str(v) for v in svc["memory_mib"].values()) + " |",
+            "",
+        ]
+    sc = results.get("scale")
+    if sc:
+        lines += [
+            "## Scale",
+            "",
+            "| stored events | commands/s (1 client) | p50 | p99 | p99.9 |",
+            "|---|---|---|---|---|",
+        ]
+        for stored, r in sc["latency"].items():
+            lines.append(f"| {int(stored):,} | {r['per_s']} | {_lat(r)} |")
+        lines += [
+            "",
+            "| load one case | with snapshots: p50 / p99 | without: p50 / p99 |",
+            "|---|---|---|",
+        ]
+        for size, r in sc["load_case"].items():
+            if not isinstance(r, dict) or "snapshots" not in r:
+                continue
+            s, n = r["snapshots"], r["no_snapshots"]
+            lines.append(
+                f"| {int(size):,} events | {s['p50_ms']} / {s['p99_ms']} | "
+                f"{n['p50_ms']} / {n['p99_ms']} |"
+            )
+        fr, rb = sc["feed_read"], sc["rebuild"]
+        lines += [
+            "",
+            f"Feed read: {fr['events']:,} events at {fr['events_per_s']:,.0f} events/s. "
+            f"Projection rebuild from zero: {rb['events']:,} events at "
+            f"{rb['events_per_s']:,.0f} events/s.",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> Path | None:
+    """Throughput and p99 against concurrency; None when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, label in LIMIT_SERIES.items():
+        if data := (results.get("limits") or {}).get(name):
+            series[label] = data
+    for target, data in (results.get("service") or {}).get("closed", {}).items():
+        series[f"service: {target}"] = data
+    if not series:
+        return None
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for label, data in series.items():
+        xs = [int(c) for c in data]
+        style = "-o" if label.startswith("service") else "--."
+        left.plot(xs, [data[c]["per_s"] for c in data], style, label=label)
+        right.plot(xs, [data[c]["p99_ms"] for c in data], style, label=label)
+    for axes, title, unit in ((left, "throughput", "per second"), (right, "p99 latency", "ms")):
+        axes.set_xscale("log", base=2)
+        axes.set_yscale("log")
+        axes.set_xlabel("concurrent clients")
+        axes.set_ylabel(unit)
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7)
+    m = results["machine"]
+    figure.suptitle(f"dispute service, commit {m['commit']}, {m['cores']} cores")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
