@@ -2,8 +2,18 @@
 
 Select with `PERSISTENCE_MODULE=services.dispute.infrastructure.postgres`. Writes keep
 eventsourcing's table lock, so notification ids stay in commit order (the feed never
-skips a late-committing event); database functions (`POSTGRES_ENABLE_DB_FUNCTIONS`)
-skip that lock and the idempotency row, so they are refused here.
+skips a late-committing event); the library's database functions
+(`POSTGRES_ENABLE_DB_FUNCTIONS`) skip that lock and the idempotency row, so they are
+refused here.
+
+One write is one statement, `SELECT * FROM <events>_append(...)`, in an implicit
+transaction: the function inserts the idempotent response and the hash-chain rows, then
+takes the table lock, notifies and inserts the events; the statement's commit releases
+the lock. The lock is so held only while the server runs the statement and commits,
+never across a round trip to this process (where a thread that has sent its INSERT may
+wait milliseconds for the GIL before it can send COMMIT, with every other writer queued
+behind it). The hashes are computed before the statement, from the aggregate's previous
+hash, which was committed before the aggregate could be loaded at that version.
 """
 
 from __future__ import annotations
@@ -13,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing import postgres as es_postgres
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import Environment, EnvType
-from psycopg import Cursor
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.utils import Environment, EnvType, retry
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -48,6 +58,8 @@ class IdempotentPostgresApplicationRecorder(
         claims_name = f"{events_table_name}_idempotency_claims"
         responses_name = f"{events_table_name}_idempotency_responses"
         hashes_name = f"{events_table_name}_hashes"
+        append_name = f"{events_table_name}_append"
+        self.check_identifier_length(append_name)
         self.check_identifier_length(claims_name)
         self.check_identifier_length(responses_name)
         self.check_identifier_length(hashes_name)
@@ -86,6 +98,45 @@ class IdempotentPostgresApplicationRecorder(
                 "originator_id {id_type} NOT NULL, originator_version bigint NOT NULL, "
                 "hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))"
             ).format(**fmt)
+        )
+        # One write, one statement (see the module's docstring).
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{append}("
+                "p_events {schema}.{event_type}[], p_hashes bytea[], p_lock_timeout text, "
+                "r_principal text, r_key text, r_fingerprint text, r_status integer, "
+                "r_headers text, r_body bytea, r_created_at double precision) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ BEGIN "
+                "IF r_principal IS NOT NULL THEN "
+                "INSERT INTO {schema}.{responses} "
+                "(principal, key, fingerprint, status, headers, body, created_at) VALUES "
+                "(r_principal, r_key, r_fingerprint, r_status, r_headers, r_body, r_created_at); "
+                "END IF; "
+                "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
+                "SELECT (p_events[i]).originator_id, (p_events[i]).originator_version, p_hashes[i] "
+                "FROM generate_subscripts(p_events, 1) AS i; "
+                "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
+                "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{events} "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT (e).originator_id, (e).originator_version, (e).topic, (e).state "
+                "FROM unnest(p_events) AS e RETURNING notification_id; "
+                "END $fn$"
+            ).format(
+                **fmt,
+                append=Identifier(append_name),
+                event_type=Identifier(self.stored_event_type_name),
+                channel=Identifier(self.channel_name),
+            )
+        )
+        self._append = SQL(
+            "SELECT * FROM {schema}.{append}(%s::{schema}.{event_type}[], %s::bytea[], %s, "
+            "%s, %s, %s, %s, %s, %s, %s) AS ids(notification_id)"
+        ).format(
+            **fmt,
+            append=Identifier(append_name),
+            event_type=Identifier(self.stored_event_type_name),
         )
         # History is append-only for every role that is not allowed to disable triggers
         # (the table owner or a superuser can: see the README, "Tamper evidence").
@@ -173,7 +224,56 @@ class IdempotentPostgresApplicationRecorder(
             **fmt
         )
 
-    # Events and the response, one transaction ---------------------------------------
+    # Events, their hashes and the response: one statement, one transaction -----------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:  # a response without events: no lock, no hashes
+            return super().insert_events(stored_events, **kwargs)
+        completion = kwargs.get("idempotency")
+        response: tuple[object, ...] = (None,) * 7
+        if completion is not None:
+            assert isinstance(completion, Completion)
+            response = response_params(completion, _now())
+        with self.datastore.get_connection() as conn:
+            hashes = self._hashes(conn, stored_events)
+            events = [
+                self.construct_pg_stored_event(
+                    e.originator_id, e.originator_version, e.topic, e.state
+                )
+                for e in stored_events
+            ]
+            lock_timeout = f"{self.datastore.lock_timeout}s"
+            # A second completion of the key, or a version conflict, violates a primary
+            # key: the statement, so everything it wrote, rolls back (IntegrityError).
+            rows = conn.execute(
+                self._append, (events, hashes, lock_timeout, *response), prepare=True
+            ).fetchall()
+        return [row["notification_id"] for row in rows]
+
+    def _hashes(
+        self, conn: Connection[DictRow], stored_events: Sequence[StoredEvent]
+    ) -> list[bytes]:
+        """Each event's link in its aggregate's hash chain, in the order of `stored_events`."""
+        by_aggregate: dict[Any, list[StoredEvent]] = {}
+        for event in stored_events:
+            by_aggregate.setdefault(event.originator_id, []).append(event)
+        digests: dict[tuple[Any, int], bytes] = {}
+        for originator_id, events in by_aggregate.items():
+            events.sort(key=lambda e: e.originator_version)
+            previous = GENESIS
+            if events[0].originator_version > 1:
+                row = conn.execute(
+                    self._select_previous_hash,
+                    (originator_id, events[0].originator_version),
+                    prepare=True,
+                ).fetchone()
+                previous = bytes(row["hash"]) if row is not None else GENESIS
+            for event, digest in zip(events, chain(events, previous), strict=True):
+                digests[(originator_id, event.originator_version)] = digest
+        return [digests[(e.originator_id, e.originator_version)] for e in stored_events]
 
     def _insert_events(
         self,
@@ -181,37 +281,12 @@ class IdempotentPostgresApplicationRecorder(
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,
     ) -> None:
+        # Only reached with no events (see insert_events): the response alone.
         completion = kwargs.get("idempotency")
         if completion is not None:
             assert isinstance(completion, Completion)
-            # A second completion of the key violates the primary key: the whole
-            # transaction, events included, rolls back with an IntegrityError.
             curs.execute(self._insert_response, response_params(completion, _now()))
         super()._insert_events(curs, stored_events, **kwargs)
-
-    def _fetch_ids_after_insert_events(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> Sequence[int] | None:
-        # Runs after the events' INSERT (under eventsourcing's table lock, so writers of
-        # the events table are serialized) and in its transaction: the hashes are
-        # committed if and only if the events are.
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        by_aggregate: dict[Any, list[StoredEvent]] = {}
-        for event in stored_events:
-            by_aggregate.setdefault(event.originator_id, []).append(event)
-        rows = []
-        for originator_id, events in by_aggregate.items():
-            events.sort(key=lambda e: e.originator_version)
-            curs.execute(self._select_previous_hash, (originator_id, events[0].originator_version))
-            row = curs.fetchone()
-            previous = bytes(row["hash"]) if row is not None else GENESIS
-            for event, digest in zip(events, chain(events, previous), strict=True):
-                rows.append((originator_id, event.originator_version, digest))
-        curs.executemany(self._insert_hash, rows)
-        return ids
 
     def select_hashes(self, originator_id: Any) -> list[tuple[int, bytes]]:
         """The recorded hash chain of one aggregate, by version."""
