@@ -14,7 +14,6 @@ from .settings import load_settings
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per forwarded request
     try:
         settings = load_settings()
     except ValidationError as exc:

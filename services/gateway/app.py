@@ -13,7 +13,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
@@ -59,7 +58,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield
         finally:
             await limiter.close()
-            await client.aclose()
+            await client.close()
 
     app = FastAPI(
         title="Disputes API",
@@ -86,13 +85,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     async def readyz() -> Response:
         """The dispute service, and through it the database, answer."""
-        client: httpx.AsyncClient = app.state.forwarder.client
-        try:
-            answer = await client.get("/readyz")
-            ready = answer.status_code == 200
-        except httpx.HTTPError as exc:
-            log.warning("not ready: %s", exc)
-            ready = False
+        ready = await app.state.forwarder.ready()
         return Response(
             Health(status="ok" if ready else "unavailable").model_dump_json(),
             status_code=200 if ready else 503,
