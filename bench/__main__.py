@@ -28,7 +28,7 @@ import json
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Plan:
     case_sizes: tuple[int, ...]
     rebuild_events: int
     orders: int
+    service_processes: int = 1
 
     @classmethod
     def full(cls) -> Plan:
@@ -142,7 +143,7 @@ def orders_for(prefix: str, count: int) -> list[tuple[str, str, str]]:
 
 def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"closed": {"direct": {}, "gateway": {}}, "open": {}}
-    with running_stack(url) as stack:
+    with running_stack(url, processes=plan.service_processes) as stack:
         app = stack.application()
         refs = orders_for("load", plan.orders)
         register_orders(app, refs)
@@ -234,11 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every part, shorter (< 2 min)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
+        "--service-processes", type=int, default=None, help="DISPUTES_PROCESSES for the run"
+    )
+    parser.add_argument(
         "--parts", nargs="+", choices=("limits", "service", "scale"),
         default=["limits", "service", "scale"], help="measure only these parts",
     )  # fmt: skip
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
+    if args.service_processes:
+        plan = replace(plan, service_processes=args.service_processes)
     url = database_url()
 
     def log(line: str) -> None:

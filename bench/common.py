@@ -101,6 +101,33 @@ def proc_stats(pid: int) -> ProcStats:
     return ProcStats(peak_rss_mib=round(hwm_kib / 1024, 1), cpu_seconds=cpu)
 
 
+def descendants(pid: int) -> list[int]:
+    """The process and all its live descendants (uvicorn's worker processes, say)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = task / "children"
+            if children.exists():
+                queue += [int(c) for c in children.read_text().split()]
+    return found
+
+
+def tree_stats(pid: int) -> ProcStats:
+    """proc_stats summed over a process and its descendants (peak RSS: sum of peaks)."""
+    stats = []
+    for each in descendants(pid):
+        try:
+            stats.append(proc_stats(each))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    return ProcStats(
+        peak_rss_mib=round(sum(s.peak_rss_mib for s in stats), 1),
+        cpu_seconds=sum(s.cpu_seconds for s in stats),
+    )
+
+
 def machine() -> dict[str, object]:
     """Cores, CPU model, commit and PostgreSQL version: what the figures depend on."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from bench.common import ProcStats, persistence_env, proc_stats, scratch_schema
+from bench.common import ProcStats, persistence_env, scratch_schema, tree_stats
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Order, OrderFacts
 from services.dispute.domain.values import Actor, Context, Role
@@ -57,6 +57,7 @@ class Stack:
     schema: str
     logs: Path
     threads: int = 16
+    service_processes: int = 1  # DISPUTES_PROCESSES
     service_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -81,6 +82,7 @@ class Stack:
             "DISPUTES_HOST": "127.0.0.1",
             "DISPUTES_PORT": str(self.service_port),
             "DISPUTES_THREADS": str(self.threads),
+            "DISPUTES_PROCESSES": str(self.service_processes),
             "DISPUTES_GATEWAY_PORT": str(self.gateway_port),
             "DISPUTES_UPSTREAM_URL": self.service_url,
             "DISPUTES_RATE_LIMIT": RATE_LIMIT,
@@ -131,8 +133,8 @@ class Stack:
             self.stop(name)
 
     def stats(self) -> dict[str, ProcStats]:
-        """Peak RSS and CPU seconds so far of each live process."""
-        return {name: proc_stats(p.pid) for name, p in self.processes.items() if p.poll() is None}
+        """Peak RSS and CPU seconds so far of each live process (with its workers)."""
+        return {name: tree_stats(p.pid) for name, p in self.processes.items() if p.poll() is None}
 
     def tail(self, lines: int = 30) -> str:
         out = []
@@ -177,13 +179,15 @@ def register_orders(app: DisputeApplication, refs: list[tuple[str, str, str]]) -
 
 
 @contextmanager
-def running_stack(database_url: str, *, threads: int = 16) -> Iterator[Stack]:
+def running_stack(database_url: str, *, threads: int = 16, processes: int = 1) -> Iterator[Stack]:
     """A started stack on a scratch schema; everything stopped and dropped afterwards."""
     with (
         scratch_schema(database_url, "bench") as schema,
         tempfile.TemporaryDirectory(prefix="bench-logs-") as logs,
     ):
-        stack = Stack(database_url, schema, Path(logs), threads=threads)
+        stack = Stack(
+            database_url, schema, Path(logs), threads=threads, service_processes=processes
+        )
         try:
             stack.start_all()
             yield stack

@@ -1,20 +1,34 @@
-"""`python -m services.dispute`: serves the dispute API with uvicorn."""
+"""`python -m services.dispute`: serves the dispute API with uvicorn.
+
+`DISPUTES_PROCESSES` > 1 runs that many server processes on the one port (uvicorn's
+workers). The tables are then created once, here, before the workers start.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
-from .api import create_app
+from services.dispute.application import DisputeApplication
+from shared.clock import SystemClock
+
 from .settings import load_settings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    if settings.processes > 1 and settings.create_tables:
+        DisputeApplication(
+            env=settings.persistence_env(), clock=SystemClock(), policy=settings.policy
+        ).close()
+        os.environ["DISPUTES_CREATE_TABLES"] = "false"  # read by every worker's settings
     uvicorn.run(
-        create_app(settings),
+        "services.dispute.api.app:app_from_environment",
+        factory=True,
+        workers=settings.processes,
         host=settings.host,
         port=settings.port,
         proxy_headers=False,

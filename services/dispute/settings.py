@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     db_schema: str = "disputes"
     # Connections: one per worker thread, and a short wait for a free one (libraries.md).
     threads: int = Field(default=16, ge=1, le=256)
+    # Server processes (uvicorn workers), each with its threads and its pool: one process
+    # runs Python on one core at a time.
+    processes: int = Field(default=1, ge=1, le=64)
+    # Whether a starting process creates missing tables; with several processes the
+    # parent creates them once and the workers do not (concurrent DDL can fail).
+    create_tables: bool = True
     pool_wait_seconds: int = Field(default=2, ge=1, le=30)
     lock_timeout_seconds: int = Field(default=5, ge=1, le=60)
     # Callers of this internal service must present this token (the gateway does).
@@ -105,6 +111,7 @@ class Settings(BaseSettings):
                 "PERSISTENCE_MODULE": "services.dispute.infrastructure.sqlite",
                 "SQLITE_DBNAME": str(self.data_dir / "disputes.db"),
                 "SQLITE_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
+                "CREATE_TABLE": "y" if self.create_tables else "n",
             }
         parts = urlsplit(self.database_url)
         return {
@@ -119,6 +126,7 @@ class Settings(BaseSettings):
             "POSTGRES_MAX_OVERFLOW": "0",
             "POSTGRES_CONNECT_TIMEOUT": str(self.pool_wait_seconds),
             "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
+            "CREATE_TABLE": "y" if self.create_tables else "n",
         }
 
 

@@ -38,6 +38,7 @@ class Stack:
     service_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # over the defaults below
 
     @property
     def url(self) -> str:
@@ -63,6 +64,7 @@ class Stack:
             "DISPUTES_UPSTREAM_URL": self.service_url,
             "DISPUTES_WORKER_POLL_SECONDS": "0.2",
             "DISPUTES_RATE_LIMIT": "1000/second",
+            **self.extra_env,
         }
 
     def start(self, name: str) -> None:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.dispute.application import DisputeApplication
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
-from services.dispute.settings import Settings
+from services.dispute.settings import Settings, load_settings
 from shared.clock import Clock, SystemClock
 from shared.request_id import RequestIdMiddleware
 
@@ -73,3 +73,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(health)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for this process's settings: uvicorn's factory, in each worker process."""
+    return create_app(load_settings())
