@@ -247,7 +247,7 @@ class Dispute(Aggregate):
             dispute.turn = Role.BUYER.value
             dispute.standing_offer = None
             dispute.contested = dispute.contested or bool(self.evidence)
-            dispute.evidence = dispute.evidence + [
+            dispute.evidence += [
                 {**item, "added_by": Role.SELLER.value, "at": self.timestamp}
                 for item in self.evidence
             ]
@@ -307,7 +307,7 @@ class Dispute(Aggregate):
         answers_info_request: bool
 
         def change(self, dispute: Dispute) -> None:
-            dispute.evidence = dispute.evidence + [
+            dispute.evidence += [
                 {**item, "added_by": self.actor_role, "at": self.timestamp}
                 for item in self.evidence
             ]
@@ -320,7 +320,7 @@ class Dispute(Aggregate):
 
         def change(self, dispute: Dispute) -> None:
             message = {"from_role": self.actor_role, "from_id": self.actor_id, "body": self.body}
-            dispute.messages = [*dispute.messages, {**message, "at": self.timestamp}]
+            dispute.messages.append({**message, "at": self.timestamp})
             if self.answers_info_request:
                 dispute._mark_info_request(self.actor_role, "answered")
 
@@ -396,7 +396,7 @@ class Dispute(Aggregate):
             dispute.escalated_at = self.timestamp
             dispute.turn = None
             dispute.standing_offer = None
-            dispute.evidence = dispute.evidence + [
+            dispute.evidence += [
                 {**item, "added_by": Role.SELLER.value, "at": self.timestamp}
                 for item in self.evidence
             ]
