@@ -18,10 +18,12 @@ hash, which was committed before the aggregate could be loaded at that version.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.utils import Environment, EnvType, retry
@@ -223,6 +225,27 @@ class IdempotentPostgresApplicationRecorder(
         self._purge_claims = SQL("DELETE FROM {schema}.{claims} WHERE created_at < %s").format(
             **fmt
         )
+
+    # Creating the tables ------------------------------------------------------------
+
+    def create_table(self) -> None:
+        """The library's DDL, run by one process at a time.
+
+        Processes starting together on an empty database (replicas; the service, worker and
+        projector of one deployment) would otherwise run the same CREATE TYPE / TABLE /
+        FUNCTION concurrently and fail ("duplicate key", "tuple concurrently updated").
+        A session advisory lock, on a connection of its own (the DDL takes pooled ones),
+        serialises them; the second finds everything there.
+        """
+        params = {k: v for k, v in self.datastore.pool.kwargs.items() if k != "row_factory"}
+        name = f"{self.datastore.schema}.{self.events_table_name}".encode()
+        key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+        with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     # Events, their hashes and the response: one statement, one transaction -----------
 
