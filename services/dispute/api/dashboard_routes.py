@@ -51,7 +51,7 @@ def get_queries(request: Request, application: AppDep) -> DashboardQueries:
 QueriesDep = Annotated[DashboardQueries, Depends(get_queries)]
 
 
-def stats_viewer(actor: ActorDep) -> Actor:
+async def stats_viewer(actor: ActorDep) -> Actor:
     if actor.role not in STATS_ROLES:
         raise RoleNotPermitted("read dashboard figures", actor.role)
     return actor

@@ -1,4 +1,9 @@
-"""Who is calling, for which request: the reusable dependencies of the routes."""
+"""Who is calling, for which request: the reusable dependencies of the routes.
+
+They are `async` because they do no I/O: FastAPI runs a plain `def` dependency in the
+thread pool, a thread hop per dependency per request (several percent of the service's
+CPU); the endpoints, which do the blocking storage work, stay plain `def`.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +28,12 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_application(request: Request) -> DisputeApplication:
+async def get_application(request: Request) -> DisputeApplication:
     application: DisputeApplication = request.app.state.application
     return application
 
@@ -37,7 +42,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 AppDep = Annotated[DisputeApplication, Depends(get_application)]
 
 
-def authenticate(
+async def authenticate(
     settings: SettingsDep,
     x_internal_token: Annotated[str | None, Header()] = None,
     x_principal_role: Annotated[str | None, Header()] = None,
@@ -91,7 +96,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def get_call(
+async def get_call(
     request: Request,
     application: AppDep,
     settings: SettingsDep,
