@@ -25,16 +25,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import limits, report, scale
-from bench.common import ROOT, cpu_busy_seconds, database_url, machine
+from bench.common import (
+    ROOT,
+    cpu_busy_seconds,
+    database_url,
+    machine,
+    postgres_cpu_seconds,
+    proc_stats,
+)
 from bench.load import CaseSupply, closed_loop, open_loop
 from bench.stack import SERVICE_TOKEN, Stack, register_orders, running_stack
 
@@ -51,7 +59,8 @@ class Plan:
     case_sizes: tuple[int, ...]
     rebuild_events: int
     orders: int
-    service_processes: int = 1
+    # DISPUTES_PROCESSES of the measured service: one per core, as it would be deployed.
+    service_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def full(cls) -> Plan:
@@ -124,15 +133,26 @@ class FeedFollower(threading.Thread):
 
 def measured(stack: Stack, run: Any) -> dict[str, Any]:
     """`run()`'s result with each process's CPU ms per command and the machine's load."""
-    before, (busy0, total0) = stack.stats(), cpu_busy_seconds()
+
+    def cpu() -> dict[str, float]:
+        spent = {name: s.cpu_seconds for name, s in stack.stats().items()}
+        spent["postgres"] = postgres_cpu_seconds()
+        spent["load generator"] = proc_stats(os.getpid()).cpu_seconds  # this process
+        return spent
+
+    before, (busy0, total0) = cpu(), cpu_busy_seconds()
     result: dict[str, Any] = run()
-    after, (busy1, total1) = stack.stats(), cpu_busy_seconds()
+    after, (busy1, total1) = cpu(), cpu_busy_seconds()
     count = max(1, result["sent"])  # the CPU was spent on every command sent
     result["cpu_ms_per_command"] = {
-        name: round((after[name].cpu_seconds - before[name].cpu_seconds) * 1000 / count, 2)
+        name: round((after[name] - before[name]) * 1000 / count, 2)
         for name in after
         if name in before
     }
+    total = sum(result["cpu_ms_per_command"].values())
+    result["cpu_ms_per_command_total"] = round(total, 2)
+    # What the cores could serve if the CPU all these processes spend were the only limit.
+    result["cpu_bound_per_s"] = round((os.cpu_count() or 1) * 1000 / max(total, 1e-9), 1)
     result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(1e-9, total1 - total0), 1)
     return result
 

@@ -128,6 +128,21 @@ def tree_stats(pid: int) -> ProcStats:
     )
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine (its backends come
+    and go with connections: those that ended are not counted)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text or "(postmaster)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def machine() -> dict[str, object]:
     """Cores, CPU model, commit and PostgreSQL version: what the figures depend on."""
 

@@ -41,6 +41,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Commit {m['commit']}{' (with local changes)' if m['dirty'] else ''}; "
         f"{m['cores']} cores ({m['cpu']}); PostgreSQL {m['postgres']} "
         f"({', '.join(f'{k}={v}' for k, v in sorted(m['postgres_settings'].items()))}). "
+        f"The dispute service ran as {results['plan']['service_processes']} processes "
+        f"(DISPUTES_PROCESSES), the gateway as one. "
         f"Took {results['seconds']['total']} s. Latencies in ms.",
         "",
     ]
@@ -72,8 +74,8 @@ def markdown(results: dict[str, Any]) -> str:
             "## The service: seed-case mix, closed loop",
             "",
             "| target | clients | commands/s | p50 | p99 | p99.9 | ÷ limit | errors | "
-            "CPU ms per command | machine busy |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "CPU ms per command | all cores could serve | machine busy |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for target, points in svc["closed"].items():
             for clients, r in points.items():
@@ -81,9 +83,14 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(
                     f"| {target} | {clients} | {r['per_s']:,.1f} | {_lat(r)} | "
                     f"{_ratio(r['per_s'], limit_at(results, clients))} | {r['errors']} | "
-                    f"{cpu} | {r['machine_busy_pct']}% |"
+                    f"{cpu}; total {r['cpu_ms_per_command_total']} | "
+                    f"{r['cpu_bound_per_s']:,.0f}/s | {r['machine_busy_pct']}% |"
                 )
         lines += [
+            "",
+            "CPU per command counts every process on the machine that serves it, the load "
+            "generator and PostgreSQL included; 'all cores could serve' is the core count "
+            "divided by that total: the ceiling when CPU is the only limit.",
             "",
             "## Open loop at half the peak (latency from the scheduled send time)",
             "",
