@@ -243,6 +243,9 @@ def measure_limits(url: str, plan: Plan, log: Any) -> dict[str, Any]:
         "pgbench": limits.measure_pgbench(url, clients, seconds),
         "pgbench_locked": limits.measure_pgbench(url, clients, seconds, locked=True),
         "eventsourcing_save": limits.measure_eventsourcing_save(url, clients, seconds),
+        "service_recorder_save": limits.measure_eventsourcing_save(
+            url, clients, seconds, module="services.dispute.infrastructure.postgres"
+        ),
     }
     for name, series in out.items():
         if series:

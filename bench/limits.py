@@ -367,14 +367,22 @@ def _save_one_event(app: Application[uuid.UUID], aggregate: Notebook) -> Callabl
     return op
 
 
-def measure_eventsourcing_save(url: str, clients: Sequence[int], seconds: float) -> Series:
-    """Application.save() of one new event per call on eventsourcing.postgres, per client count."""
+def measure_eventsourcing_save(
+    url: str,
+    clients: Sequence[int],
+    seconds: float,
+    *,
+    module: str = "eventsourcing.postgres",
+) -> Series:
+    """Application.save() of one new event per call, per client count: on the library's own
+    recorder, or (`module="services.dispute.infrastructure.postgres"`) on this service's,
+    which also writes the hash chain and does it in one statement."""
     results: Series = {}
     for n in clients:
         with scratch_schema(url, "limits_es") as schema:
             env = {
                 **persistence_env(url, schema, pool_size=n),
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "PERSISTENCE_MODULE": module,
                 "POSTGRES_MAX_OVERFLOW": "0",
                 "CREATE_TABLE": "y",
             }
@@ -426,6 +434,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("pgbench", lambda: measure_pgbench(url, clients, seconds)),
         ("pgbench locked", lambda: measure_pgbench(url, clients, seconds, locked=True)),
         ("eventsourcing save", lambda: measure_eventsourcing_save(url, clients, seconds)),
+        (
+            "service recorder save",
+            lambda: measure_eventsourcing_save(
+                url, clients, seconds, module="services.dispute.infrastructure.postgres"
+            ),
+        ),
     ]
     all_series: dict[str, Series | None] = {}
     for name, run in runs:

@@ -11,6 +11,8 @@ LIMIT_SERIES = {
     "pgbench": "raw read + append, pgbench",
     "pgbench_locked": "raw read + append + table lock, pgbench",
     "eventsourcing_save": "eventsourcing save() of one event",
+    "service_recorder_save": "save() of one event on this service's recorder (hash chain, "
+    "one statement)",
 }
 
 
