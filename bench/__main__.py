@@ -68,7 +68,7 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls("quick", (1, 8, 32), 2, 3, 5, 3, 100_000, (10, 10_000), 50_000, 12_000)
+        return cls("quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000)
 
 
 def internal_headers(role: str, who: str) -> dict[str, str]:
@@ -198,7 +198,11 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
             log(f"  {name:>7} open loop at {rate:.0f}/s: p99 {result['p99_ms']} ms")
         out["feed"] = follower.verdict()
         log(f"  feed: {out['feed']}")
-        out["memory_mib"] = {name: s.peak_rss_mib for name, s in stack.stats().items()}
+        out["memory_mib"] = {
+            name: {"sum": s.peak_rss_mib, "largest": s.largest_peak_rss_mib,
+                   "processes": s.processes}
+            for name, s in stack.stats().items()
+        }  # fmt: skip
         out["orders_left"] = len(supply)
     return out
 

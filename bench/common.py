@@ -85,8 +85,10 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class ProcStats:
-    peak_rss_mib: float
+    peak_rss_mib: float  # of a process tree: the sum of its processes' peaks
     cpu_seconds: float
+    processes: int = 1
+    largest_peak_rss_mib: float = 0.0
 
 
 def proc_stats(pid: int) -> ProcStats:
@@ -125,6 +127,8 @@ def tree_stats(pid: int) -> ProcStats:
     return ProcStats(
         peak_rss_mib=round(sum(s.peak_rss_mib for s in stats), 1),
         cpu_seconds=sum(s.cpu_seconds for s in stats),
+        processes=len(stats),
+        largest_peak_rss_mib=max((s.peak_rss_mib for s in stats), default=0.0),
     )
 
 

@@ -114,9 +114,15 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## Memory: peak RSS under load (MiB)",
             "",
-            "| " + " | ".join(svc["memory_mib"]) + " |",
-            "|" + "---|" * len(svc["memory_mib"]),
-            "| " + " | ".join(str(v) for v in svc["memory_mib"].values()) + " |",
+            "| process | OS processes | largest peak | sum of peaks |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {m['processes']} | {m['largest']} | {m['sum']} |"
+                for name, m in svc["memory_mib"].items()
+            ),
+            "",
+            "A uvicorn parent with its workers (and multiprocessing's resource tracker) counts "
+            "as one process tree.",
             "",
         ]
     sc = results.get("scale")
@@ -166,14 +172,20 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
             series[label] = data
     for target, data in (results.get("service") or {}).get("closed", {}).items():
         series[f"service: {target}"] = data
+        series[f"service: {target}, what the cores allow (CPU per command)"] = {
+            c: {"per_s": r["cpu_bound_per_s"], "p99_ms": None} for c, r in data.items()
+        }
     if not series:
         return None
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for label, data in series.items():
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6.4))
+    for n, (label, data) in enumerate(series.items()):
         xs = [int(c) for c in data]
-        style = "-o" if label.startswith("service") else "--."
-        left.plot(xs, [data[c]["per_s"] for c in data], style, label=label)
-        right.plot(xs, [data[c]["p99_ms"] for c in data], style, label=label)
+        ceiling = "allow" in label
+        style = ":" if ceiling else "-o" if label.startswith("service") else "--."
+        color = f"C{n % 10}"
+        left.plot(xs, [data[c]["per_s"] for c in data], style, color=color, label=label)
+        if not ceiling:
+            right.plot(xs, [data[c]["p99_ms"] for c in data], style, color=color)
     for axes, title, unit in ((left, "throughput", "per second"), (right, "p99 latency", "ms")):
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
@@ -181,10 +193,10 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         axes.set_ylabel(unit)
         axes.set_title(title)
         axes.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
+    figure.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
     m = results["machine"]
     figure.suptitle(f"dispute service, commit {m['commit']}, {m['cores']} cores")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.22, 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
