@@ -48,7 +48,9 @@ def make_client(settings: GatewaySettings) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=settings.upstream_max_connections,
         limit_per_host=settings.upstream_max_connections,
-        keepalive_timeout=30,
+        # Below uvicorn's 5 s keep-alive: the gateway drops an idle connection before the
+        # service does, so a request is not sent down one the service is closing.
+        keepalive_timeout=4,
     )
     timeout = aiohttp.ClientTimeout(
         total=settings.upstream_timeout_seconds,
