@@ -44,7 +44,8 @@ from bench.common import (
     proc_stats,
 )
 from bench.load import CaseSupply, closed_loop, open_loop
-from bench.stack import SERVICE_TOKEN, Stack, register_orders, running_stack
+from bench.stack import SERVICE_TOKEN, application, register_orders, running_stack, stats
+from services.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,9 @@ def bearer_headers(stack: Stack) -> Any:
     def headers(role: str, who: str) -> dict[str, str]:
         with lock:
             if (role, who) not in cache:
-                cache[(role, who)] = {"Authorization": f"Bearer {stack.bearer(role, who)}"}
+                cache[(role, who)] = {
+                    "Authorization": f"Bearer {stack.token(role, who, ttl_seconds=6 * 3600)}"
+                }
             return cache[(role, who)]
 
     return headers
@@ -95,7 +98,7 @@ class FeedFollower(threading.Thread):
 
     def __init__(self, stack: Stack) -> None:
         super().__init__(daemon=True)
-        self.app = stack.application()
+        self.app = application(stack)
         self.seen: list[int] = []
         self.stopping = threading.Event()
 
@@ -135,7 +138,7 @@ def measured(stack: Stack, run: Any) -> dict[str, Any]:
     """`run()`'s result with each process's CPU ms per command and the machine's load."""
 
     def cpu() -> dict[str, float]:
-        spent = {name: s.cpu_seconds for name, s in stack.stats().items()}
+        spent = {name: s.cpu_seconds for name, s in stats(stack).items()}
         spent["postgres"] = postgres_cpu_seconds()
         spent["load generator"] = proc_stats(os.getpid()).cpu_seconds  # this process
         return spent
@@ -164,7 +167,7 @@ def orders_for(prefix: str, count: int) -> list[tuple[str, str, str]]:
 def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"closed": {"direct": {}, "gateway": {}}, "open": {}}
     with running_stack(url, processes=plan.service_processes) as stack:
-        app = stack.application()
+        app = application(stack)
         refs = orders_for("load", plan.orders)
         register_orders(app, refs)
         app.close()
@@ -201,7 +204,7 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
         out["memory_mib"] = {
             name: {"sum": s.peak_rss_mib, "largest": s.largest_peak_rss_mib,
                    "processes": s.processes}
-            for name, s in stack.stats().items()
+            for name, s in stats(stack).items()
         }  # fmt: skip
         out["orders_left"] = len(supply)
     return out
@@ -215,7 +218,7 @@ def measure_scale(url: str, plan: Plan, log: Any) -> dict[str, Any]:
         stack.stop("projector")
         stack.stop("worker")
         for stored in (1_000, plan.big_store):
-            app = stack.application()
+            app = application(stack)
             refs = orders_for(f"scale{stored}", 600)  # enough for the run, < 1,000 events
             register_orders(app, refs)
             app.close()

@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
+
+from services.dispute.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -27,20 +28,13 @@ def database_url() -> str:
 
 
 def persistence_env(url: str, schema: str, *, pool_size: int = 2) -> dict[str, str]:
-    """eventsourcing's settings for an in-process DisputeApplication on `schema`."""
-    parts = urlsplit(url)
-    return {
-        "PERSISTENCE_MODULE": "services.dispute.infrastructure.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_SCHEMA": schema,
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": "0",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
-    }
+    """eventsourcing's settings for an in-process DisputeApplication on `schema`: what the
+    service's own settings make of that database and schema."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url, db_schema=schema, threads=pool_size,
+        pool_wait_seconds=10,
+    )  # fmt: skip
+    return settings.persistence_env()
 
 
 def new_schema_name(prefix: str = "bench") -> str:

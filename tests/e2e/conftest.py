@@ -12,7 +12,7 @@ from psycopg import sql
 
 from tests.conftest import PgConnInfo, connect
 
-from .stack import Stack
+from .stack import Stack, e2e_stack
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def stack(pg_conninfo: PgConnInfo, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     url = f"postgresql://{auth}@{info['host']}:{info['port']}/{info['dbname']}"
     logs: Path = tmp_path_factory.mktemp("e2e-logs")
-    running = Stack(database_url=url, schema=schema, logs=logs)
+    running = e2e_stack(url, schema, logs)
     try:
         running.start_all()
         yield running

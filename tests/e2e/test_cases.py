@@ -112,7 +112,7 @@ class Case:
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=60) as http:
+    with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
         yield http
 
 
@@ -245,6 +245,6 @@ def test_the_gateway_answers_503_while_the_service_is_down_and_recovers(
         assert client.get("/readyz").status_code == 503
     finally:
         stack.start("service")
-        stack.wait_ready(stack.url)
+        stack.wait_ready(stack.gateway_url)
     assert case.agent.get("/v1/state-machine").status_code == 200
     case.opened("damaged")  # commands work again

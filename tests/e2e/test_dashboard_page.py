@@ -130,7 +130,7 @@ def test_the_dashboard_page_shows_the_seeded_figures_and_a_case_timeline(
     chromium: str, projected: Stack, tmp_path: Path
 ) -> None:
     stack = projected
-    with httpx.Client(base_url=stack.url, timeout=60) as client:
+    with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
         agent = Caller(client, stack, "agent", "agent-1")
         auditor = Caller(client, stack, "auditor", "auditor-1")
 
@@ -168,7 +168,7 @@ def test_the_dashboard_page_shows_the_seeded_figures_and_a_case_timeline(
         assert page.headers["content-type"].startswith("text/html")
         assert "/dashboard" not in client.get("/openapi.json").json()["paths"]
 
-    url = f"{stack.url}/dashboard#token={auditor.token}&dispute={silent['id']}"
+    url = f"{stack.gateway_url}/dashboard#token={auditor.token}&dispute={silent['id']}"
     browser = subprocess.run(
         [
             chromium,

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from tests.conftest import PgConnInfo, connect
 
-from .stack import SERVICE_TOKEN, Stack
+from .stack import SERVICE_TOKEN, Stack, e2e_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,7 @@ def two_process_service(pg_conninfo: PgConnInfo, tmp_path: Path) -> Iterator[Sta
         ":" + quote(info["password"], safe="") if info["password"] else ""
     )
     url = f"postgresql://{auth}@{info['host']}:{info['port']}/{info['dbname']}"
-    stack = Stack(database_url=url, schema=schema, logs=tmp_path,
-                  extra_env={"DISPUTES_PROCESSES": "2", "DISPUTES_SANDBOX": "0"})  # fmt: skip
+    stack = e2e_stack(url, schema, tmp_path, DISPUTES_PROCESSES="2", DISPUTES_SANDBOX="0")
     try:
         stack.start("service")
         stack.wait_ready(stack.service_url)
