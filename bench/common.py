@@ -67,10 +67,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50/p99/p99.9/max in milliseconds."""
+    """p50/p90/p99/p99.9/max in milliseconds."""
     values = sorted(seconds)
     return {
         "p50_ms": round(percentile(values, 50) * 1000, 2),
+        "p90_ms": round(percentile(values, 90) * 1000, 2),
         "p99_ms": round(percentile(values, 99) * 1000, 2),
         "p999_ms": round(percentile(values, 99.9) * 1000, 2),
         "max_ms": round(values[-1] * 1000, 2) if values else math.nan,
