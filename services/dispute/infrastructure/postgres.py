@@ -185,10 +185,6 @@ class IdempotentPostgresApplicationRecorder(
             "SELECT hash FROM {schema}.{hashes} WHERE originator_id = %s "
             "AND originator_version < %s ORDER BY originator_version DESC LIMIT 1"
         ).format(**fmt)
-        self._insert_hash = SQL(
-            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
-            "VALUES (%s, %s, %s)"
-        ).format(**fmt)
         self._select_hashes = SQL(
             "SELECT originator_version, hash FROM {schema}.{hashes} "
             "WHERE originator_id = %s ORDER BY originator_version"
