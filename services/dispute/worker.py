@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 def _start_application(
     settings: Settings, clock: ServiceClock, stop: threading.Event, attempts: int = 8
 ) -> DisputeApplication | None:
-    """Constructs the application, retrying: replicas starting at once race on
-    eventsourcing's `CREATE TABLE IF NOT EXISTS`, which PostgreSQL can refuse ("tuple
-    concurrently updated") to all but one of them."""
+    """Constructs the application, retrying while the database refuses (not up yet, or
+    a transient failure); concurrent table creation itself is serialised by the
+    recorder (`serialised_ddl`)."""
     for attempt in range(1, attempts + 1):
         try:
             return DisputeApplication(

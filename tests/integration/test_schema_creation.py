@@ -6,52 +6,81 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 
 from services.dispute.infrastructure.postgres import IdempotentPostgresApplicationRecorder
+from services.dispute.projections.views import construct_views
 from tests.conftest import PgConnInfo
 
 STARTERS = 8
 
+pytestmark = pytest.mark.postgres
 
-@pytest.mark.postgres
-def test_recorders_created_at_once_on_an_empty_schema_all_succeed(
-    pg_conninfo: PgConnInfo, pg_schema: str
+
+def datastores(info: PgConnInfo, schema: str) -> list[PostgresDatastore]:
+    return [
+        PostgresDatastore(
+            dbname=info["dbname"],
+            host=info["host"],
+            port=info["port"],
+            user=info["user"],
+            password=info["password"],
+            schema=schema,
+            pool_size=1,
+        )
+        for _ in range(STARTERS)
+    ]
+
+
+def all_at_once(
+    stores: list[PostgresDatastore], start: Callable[[PostgresDatastore], object]
 ) -> None:
-    start = threading.Barrier(STARTERS)
+    """Runs `start` on each datastore in its own thread, all released together; none fails."""
+    barrier = threading.Barrier(len(stores))
     errors: list[BaseException] = []
-    recorders: list[IdempotentPostgresApplicationRecorder] = []
-    datastores: list[PostgresDatastore] = []
 
-    def starter() -> None:
+    def run(store: PostgresDatastore) -> None:
         try:
-            datastore = PostgresDatastore(
-                dbname=pg_conninfo["dbname"], host=pg_conninfo["host"],
-                port=pg_conninfo["port"], user=pg_conninfo["user"],
-                password=pg_conninfo["password"], schema=pg_schema, pool_size=1,
-            )  # fmt: skip
-            datastores.append(datastore)
-            recorder = IdempotentPostgresApplicationRecorder(datastore)
-            start.wait(timeout=30)
-            recorder.create_table()
-            recorders.append(recorder)
+            barrier.wait(timeout=30)
+            start(store)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=starter) for _ in range(STARTERS)]
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert not errors, errors
+
+
+def test_recorders_created_at_once_on_an_empty_schema_all_succeed(
+    pg_conninfo: PgConnInfo, pg_schema: str
+) -> None:
+    stores = datastores(pg_conninfo, pg_schema)
+    recorders = [IdempotentPostgresApplicationRecorder(s) for s in stores]
+    by_store = dict(zip(map(id, stores), recorders, strict=True))
     try:
-        assert not errors, errors
-        assert len(recorders) == STARTERS
+        all_at_once(stores, lambda store: by_store[id(store)].create_table())
         # and the store they made works
         ids = recorders[0].insert_events([StoredEvent(uuid.uuid4(), 1, "t", b"{}")])
         assert ids and recorders[-1].max_notification_id() == ids[0]
     finally:
-        for datastore in datastores:
-            datastore.close()
+        for store in stores:
+            store.close()
+
+
+def test_dashboard_views_created_at_once_on_an_empty_schema_all_succeed(
+    pg_conninfo: PgConnInfo, pg_schema: str
+) -> None:
+    # The projector and every service process create the views they read.
+    stores = datastores(pg_conninfo, pg_schema)
+    try:
+        all_at_once(stores, lambda store: construct_views(store, create=True))
+    finally:
+        for store in stores:
+            store.close()

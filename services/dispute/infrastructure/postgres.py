@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -225,23 +226,9 @@ class IdempotentPostgresApplicationRecorder(
     # Creating the tables ------------------------------------------------------------
 
     def create_table(self) -> None:
-        """The library's DDL, run by one process at a time.
-
-        Processes starting together on an empty database (replicas; the service, worker and
-        projector of one deployment) would otherwise run the same CREATE TYPE / TABLE /
-        FUNCTION concurrently and fail ("duplicate key", "tuple concurrently updated").
-        A session advisory lock, on a connection of its own (the DDL takes pooled ones),
-        serialises them; the second finds everything there.
-        """
-        params = {k: v for k, v in self.datastore.pool.kwargs.items() if k != "row_factory"}
-        name = f"{self.datastore.schema}.{self.events_table_name}".encode()
-        key = int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
-        with psycopg.connect(**params, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-            try:
-                super().create_table()
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        """The library's DDL, run by one process at a time (see `serialised_ddl`)."""
+        with serialised_ddl(self.datastore, self.events_table_name):
+            super().create_table()
 
     # Events, their hashes and the response: one statement, one transaction -----------
 
@@ -361,6 +348,27 @@ class IdempotentPostgresApplicationRecorder(
             purged = curs.rowcount
             curs.execute(self._purge_claims, (older_than,))
         return purged
+
+
+@contextmanager
+def serialised_ddl(datastore: es_postgres.PostgresDatastore, name: str) -> Iterator[None]:
+    """Holds a PostgreSQL advisory lock named after `name` in the datastore's schema.
+
+    Processes starting together on an empty database (replicas; the service, worker and
+    projector of one deployment) would otherwise run the same CREATE TYPE / TABLE /
+    FUNCTION concurrently and fail ("duplicate key", "tuple concurrently updated"); under
+    the lock the second finds everything there. It is taken on a connection of its own,
+    since the DDL takes pooled ones.
+    """
+    params = {k: v for k, v in datastore.pool.kwargs.items() if k != "row_factory"}
+    digest = hashlib.sha256(f"{datastore.schema}.{name}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def _now() -> float:

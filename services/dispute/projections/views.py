@@ -32,6 +32,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL
 
 from ..domain import Dispute
+from ..infrastructure.postgres import serialised_ddl
 from .fold import (
     DAILY_COLUMNS,
     DAILY_STATE_COLUMNS,
@@ -324,6 +325,11 @@ class PostgresBackend(PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore, tracking_table_name=f"{self.name}_tracking")
         self.sql_create_statements += [SQL(s).format() for s in self.create_statements()]
+
+    def create_table(self) -> None:
+        # The projector and every service process create the views they use.
+        with serialised_ddl(self.datastore, self.tracking_table_name):
+            super().create_table()
 
     @property
     def tracking_table(self) -> str:
