@@ -13,6 +13,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
+from services.dispute import audit
 from services.dispute.infrastructure.idempotency import (
     Claim,
     Claimed,
@@ -211,3 +212,38 @@ def test_purge_forgets_keys_older_than_the_retention(recorder: Any) -> None:
     assert recorder.purge(older_than=time.time() - 48 * 3600) == 1
 
     assert isinstance(recorder.try_claim(_claim(), time.time(), LEASE), Claimed)
+
+
+# The hash chain when several processes write one aggregate -----------------------------
+
+
+@pytest.mark.postgres
+def test_interleaved_writers_chain_each_event_from_the_one_before_it(
+    pg_conninfo: PgConnInfo, pg_schema: str
+) -> None:
+    """Each PostgreSQL recorder remembers the hashes it wrote; a writer that did not write
+    the previous event (another process did) must read it, not chain from an older one."""
+    stores = [
+        PostgresDatastore(
+            dbname=pg_conninfo["dbname"], host=pg_conninfo["host"], port=pg_conninfo["port"],
+            user=pg_conninfo["user"], password=pg_conninfo["password"], schema=pg_schema,
+            pool_size=1,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    first, second = (IdempotentPostgresApplicationRecorder(s) for s in stores)
+    first.create_table()
+    second.create_table()
+    case = uuid.uuid4()
+    writers = [first, first, second, first, second, second, first]
+    try:
+        events = []
+        for version, writer in enumerate(writers, start=1):
+            event = StoredEvent(case, version, "t", f"state {version}".encode())
+            writer.insert_events([event])
+            events.append(event)
+        recorded = second.select_hashes(case)
+        assert recorded == list(enumerate(audit.chain(events), start=1))
+    finally:
+        for store in stores:
+            store.close()

@@ -13,13 +13,16 @@ the lock. The lock is so held only while the server runs the statement and commi
 never across a round trip to this process (where a thread that has sent its INSERT may
 wait milliseconds for the GIL before it can send COMMIT, with every other writer queued
 behind it). The hashes are computed before the statement, from the aggregate's previous
-hash, which was committed before the aggregate could be loaded at that version.
+hash, which was committed before the aggregate could be loaded at that version: this
+process remembers the hashes it wrote last, and reads the others.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +50,8 @@ from .idempotency import (
     response_params,
 )
 
+LAST_HASHES_KEPT = 10_000  # aggregates; about 1 MB
+
 
 class IdempotentPostgresApplicationRecorder(
     es_postgres.PostgresApplicationRecorder, IdempotencyStore
@@ -58,6 +63,11 @@ class IdempotentPostgresApplicationRecorder(
         events_table_name: str = "stored_events",
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        # The hash of each aggregate's latest event this process wrote: the next write to
+        # that aggregate chains from it without asking the database. A committed event's
+        # hash never changes, so an entry is never wrong, only possibly absent.
+        self._last_hashes: OrderedDict[tuple[Any, int], bytes] = OrderedDict()
+        self._last_hashes_lock = threading.Lock()
         claims_name = f"{events_table_name}_idempotency_claims"
         responses_name = f"{events_table_name}_idempotency_responses"
         hashes_name = f"{events_table_name}_hashes"
@@ -257,7 +267,34 @@ class IdempotentPostgresApplicationRecorder(
             rows = conn.execute(
                 self._append, (events, hashes, lock_timeout, *response), prepare=True
             ).fetchall()
+        self._remember_hashes(stored_events, hashes)
         return [row["notification_id"] for row in rows]
+
+    def _remember_hashes(self, stored_events: Sequence[StoredEvent], hashes: list[bytes]) -> None:
+        """Keeps each written aggregate's newest hash (committed: the statement returned)."""
+        latest: dict[Any, tuple[int, bytes]] = {}
+        for event, digest in zip(stored_events, hashes, strict=True):
+            if event.originator_version >= latest.get(event.originator_id, (0, b""))[0]:
+                latest[event.originator_id] = (event.originator_version, digest)
+        with self._last_hashes_lock:
+            for originator_id, (version, digest) in latest.items():
+                self._last_hashes[(originator_id, version)] = digest
+                self._last_hashes.move_to_end((originator_id, version))
+            while len(self._last_hashes) > LAST_HASHES_KEPT:
+                self._last_hashes.popitem(last=False)
+
+    def _previous_hash(self, conn: Connection[DictRow], originator_id: Any, version: int) -> bytes:
+        """The hash of the aggregate's event before `version`: remembered, or read."""
+        if version == 1:
+            return GENESIS
+        with self._last_hashes_lock:
+            remembered = self._last_hashes.get((originator_id, version - 1))
+        if remembered is not None:
+            return remembered
+        row = conn.execute(
+            self._select_previous_hash, (originator_id, version), prepare=True
+        ).fetchone()
+        return bytes(row["hash"]) if row is not None else GENESIS
 
     def _hashes(
         self, conn: Connection[DictRow], stored_events: Sequence[StoredEvent]
@@ -269,14 +306,7 @@ class IdempotentPostgresApplicationRecorder(
         digests: dict[tuple[Any, int], bytes] = {}
         for originator_id, events in by_aggregate.items():
             events.sort(key=lambda e: e.originator_version)
-            previous = GENESIS
-            if events[0].originator_version > 1:
-                row = conn.execute(
-                    self._select_previous_hash,
-                    (originator_id, events[0].originator_version),
-                    prepare=True,
-                ).fetchone()
-                previous = bytes(row["hash"]) if row is not None else GENESIS
+            previous = self._previous_hash(conn, originator_id, events[0].originator_version)
             for event, digest in zip(events, chain(events, previous), strict=True):
                 digests[(originator_id, event.originator_version)] = digest
         return [digests[(e.originator_id, e.originator_version)] for e in stored_events]
