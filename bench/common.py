@@ -172,7 +172,10 @@ def machine() -> dict[str, object]:
         "cores": os.cpu_count(),
         "cpu": model,
         "commit": git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Local changes to tracked files, other than earlier results.
+        "dirty": bool(
+            git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+        ),
         "postgres": row[0] if row else "unknown",
         "postgres_settings": settings,
     }
