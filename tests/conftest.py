@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
+from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 from psycopg.rows import TupleRow
 
@@ -142,6 +143,22 @@ def sqlite_env(directory: Path) -> dict[str, str]:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(directory / "events.db"),
     }
+
+
+def postgres_datastore(
+    conninfo: PgConnInfo, schema: str, pool_size: int = 2, max_overflow: int = 0
+) -> PostgresDatastore:
+    """An eventsourcing datastore on `schema` (close it when done)."""
+    return PostgresDatastore(
+        dbname=conninfo["dbname"],
+        host=conninfo["host"],
+        port=conninfo["port"],
+        user=conninfo["user"],
+        password=conninfo["password"],
+        schema=schema,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+    )
 
 
 def postgres_env(conninfo: PgConnInfo, schema: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
@@ -27,7 +26,7 @@ from services.dispute.infrastructure.idempotency import (
 )
 from services.dispute.infrastructure.postgres import IdempotentPostgresApplicationRecorder
 from services.dispute.infrastructure.sqlite import IdempotentSQLiteApplicationRecorder
-from tests.conftest import PgConnInfo
+from tests.conftest import PgConnInfo, postgres_datastore
 
 # The library's own test cases -----------------------------------------------------------
 
@@ -54,16 +53,7 @@ class TestPostgresRecorderPassesLibraryCases(
 
     @pytest.fixture(autouse=True)
     def _schema(self, pg_conninfo: PgConnInfo, pg_schema: str) -> Any:
-        self.datastore = PostgresDatastore(
-            dbname=pg_conninfo["dbname"],
-            host=pg_conninfo["host"],
-            port=pg_conninfo["port"],
-            user=pg_conninfo["user"],
-            password=pg_conninfo["password"],
-            schema=pg_schema,
-            pool_size=12,
-            max_overflow=4,
-        )
+        self.datastore = postgres_datastore(pg_conninfo, pg_schema, pool_size=12, max_overflow=4)
         yield
         self.datastore.close()
 
@@ -88,15 +78,7 @@ def recorder(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return
     conninfo: PgConnInfo = request.getfixturevalue("pg_conninfo")
     schema: str = request.getfixturevalue("pg_schema")
-    datastore = PostgresDatastore(
-        dbname=conninfo["dbname"],
-        host=conninfo["host"],
-        port=conninfo["port"],
-        user=conninfo["user"],
-        password=conninfo["password"],
-        schema=schema,
-        pool_size=2,
-    )
+    datastore = postgres_datastore(conninfo, schema, pool_size=2)
     rec = IdempotentPostgresApplicationRecorder(datastore)
     rec.create_table()
     yield rec
@@ -223,14 +205,7 @@ def test_interleaved_writers_chain_each_event_from_the_one_before_it(
 ) -> None:
     """Each PostgreSQL recorder remembers the hashes it wrote; a writer that did not write
     the previous event (another process did) must read it, not chain from an older one."""
-    stores = [
-        PostgresDatastore(
-            dbname=pg_conninfo["dbname"], host=pg_conninfo["host"], port=pg_conninfo["port"],
-            user=pg_conninfo["user"], password=pg_conninfo["password"], schema=pg_schema,
-            pool_size=1,
-        )
-        for _ in range(2)
-    ]  # fmt: skip
+    stores = [postgres_datastore(pg_conninfo, pg_schema, pool_size=1) for _ in range(2)]
     first, second = (IdempotentPostgresApplicationRecorder(s) for s in stores)
     first.create_table()
     second.create_table()

@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresDatastore
 
 from services.dispute.infrastructure.postgres import IdempotentPostgresApplicationRecorder
 from services.dispute.projections.views import construct_views
-from tests.conftest import PgConnInfo
+from tests.conftest import PgConnInfo, postgres_datastore
 
 STARTERS = 8
 
@@ -22,18 +22,7 @@ pytestmark = pytest.mark.postgres
 
 
 def datastores(info: PgConnInfo, schema: str) -> list[PostgresDatastore]:
-    return [
-        PostgresDatastore(
-            dbname=info["dbname"],
-            host=info["host"],
-            port=info["port"],
-            user=info["user"],
-            password=info["password"],
-            schema=schema,
-            pool_size=1,
-        )
-        for _ in range(STARTERS)
-    ]
+    return [postgres_datastore(info, schema, pool_size=1) for _ in range(STARTERS)]
 
 
 def all_at_once(
