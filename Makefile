@@ -56,7 +56,7 @@ run: $(STAMP)
 	$(BIN)/python -m services.run
 
 # The benchmark suite against this machine's limits, on PostgreSQL (DATABASE_URL, default
-# the local test database): prints a Markdown table and writes bench/results/. About 6 min;
+# the local test database): prints a Markdown table and writes bench/results/. About 4.5 min;
 # `make bench ARGS=--quick` takes under 2.
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
