@@ -51,6 +51,10 @@ def make_client(settings: GatewaySettings) -> aiohttp.ClientSession:
         # Below uvicorn's 5 s keep-alive: the gateway drops an idle connection before the
         # service does, so a request is not sent down one the service is closing.
         keepalive_timeout=4,
+        # Resolve the upstream name for every new connection, as httpx did: replicas behind
+        # one name (compose's --scale) then share the connections, where a cached answer
+        # would send all of them to the first address for its lifetime.
+        use_dns_cache=False,
     )
     timeout = aiohttp.ClientTimeout(
         total=settings.upstream_timeout_seconds,
