@@ -5,32 +5,123 @@ the views behind `GET /v1/disputes` and `/v1/stats/...` up to date) and the gate
 child processes with the current environment: SQLite under ./data by default,
 PostgreSQL when DATABASE_URL is set. Waits until the gateway is ready (it checks the
 service, which checks the store), prints where the docs are and how to mint a token,
-then waits. Ctrl-C or SIGTERM stops the gateway first, then the projector, the worker
-and the service, each given a few seconds to finish before it is killed. If any child
-dies, the others are stopped too.
+then supervises: a child that dies is started again after a back-off (0.5 s, doubling
+to at most 30 s, back to 0.5 s once it has run for a minute) while the others keep
+serving. A child that exits with status 2 (bad configuration) is not restarted, since
+starting it again cannot help: the launcher stops everything and says so.
+
+Without DISPUTES_SERVICE_TOKEN in the environment, the launcher makes a random one for
+its children, so the service's internal port never accepts a published default.
+
+Ctrl-C or SIGTERM stops the gateway first, then the projector, the worker and the
+service, each given a few seconds to finish before it is killed.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
+BAD_CONFIGURATION = 2  # the exit status of a child whose settings are refused
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The wait before restarting a child that died: `first`, doubling with each death
+    in a row up to `most`; a child that ran `stable` seconds starts over at `first`."""
+
+    first: float = 0.5
+    most: float = 30.0
+    stable: float = 60.0
+
+    def delay(self, deaths_in_a_row: int) -> float:
+        return min(self.most, self.first * 2 ** max(0, deaths_in_a_row - 1))
 
 
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen[bytes]
+    module: str
+    env: Mapping[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    deaths_in_a_row: int = 0
+    restarts: int = 0
+    restart_at: float | None = None  # when a dead child is due to start again
+
+
+Launch = Callable[[Child], subprocess.Popen[bytes]]
+
+
+def launch(child: Child) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C reaches only this launcher, which stops the children
+    # in order instead of all of them at once.
+    return subprocess.Popen(
+        [sys.executable, "-m", child.module],
+        env=dict(child.env) if child.env is not None else None,
+        start_new_session=True,
+    )
+
+
+class ConfigurationError(Exception):
+    """A child refused its configuration: restarting it cannot help."""
+
+
+@dataclass
+class Supervisor:
+    """Keeps every child running: `check()` notices the dead and restarts them when
+    their back-off has passed. Never blocks; the caller decides how often to check."""
+
+    children: list[Child]
+    backoff: Backoff = field(default_factory=Backoff)
+    launch: Launch = launch
+    clock: Callable[[], float] = time.monotonic
+    say: Callable[[str], None] = lambda line: print(f"run: {line}", file=sys.stderr, flush=True)
+
+    def start_all(self) -> None:
+        for child in self.children:
+            self._start(child)
+
+    def _start(self, child: Child) -> None:
+        child.process = self.launch(child)
+        child.started_at = self.clock()
+        child.restart_at = None
+
+    def check(self) -> None:
+        now = self.clock()
+        for child in self.children:
+            process = child.process
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restarts += 1
+                    self.say(f"restarting the {child.name} (restart {child.restarts})")
+                    self._start(child)
+                continue
+            if process is None or process.poll() is None:
+                continue
+            code = process.returncode
+            if code == BAD_CONFIGURATION:
+                raise ConfigurationError(f"the {child.name} refused its configuration")
+            if now - child.started_at >= self.backoff.stable:
+                child.deaths_in_a_row = 0
+            child.deaths_in_a_row += 1
+            wait = self.backoff.delay(child.deaths_in_a_row)
+            child.restart_at = now + wait
+            self.say(f"the {child.name} exited ({code}); restarting it in {wait:.1f} s")
+
+    def stop(self) -> None:
+        stop([c for c in reversed(self.children)])
 
 
 def _url_host(host: str) -> str:
@@ -45,23 +136,39 @@ def ready(url: str) -> bool:
         return False
 
 
-def start(name: str, module: str, env: dict[str, str] | None = None) -> Child:
-    # A session of its own: Ctrl-C reaches only this launcher, which stops the children
-    # in order instead of all of them at once.
-    process = subprocess.Popen([sys.executable, "-m", module], env=env, start_new_session=True)
-    return Child(name, process)
-
-
 def stop(children: Sequence[Child]) -> None:
     for child in children:  # in the order given: the gateway first, the service last
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
+        process = child.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
             try:
-                child.process.wait(STOP_GRACE_SECONDS)
+                process.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 print(f"run: {child.name} did not stop in time; killing it", file=sys.stderr)
-                child.process.kill()
-                child.process.wait()
+                process.kill()
+                process.wait()
+
+
+def children_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The children's environment: this one, with a random internal token unless one
+    is given (the service and the gateway must share it; nothing else needs to)."""
+    env = dict(environ)
+    if not env.get("DISPUTES_SERVICE_TOKEN"):
+        env["DISPUTES_SERVICE_TOKEN"] = secrets.token_urlsafe(32)
+    return env
+
+
+def stack_children(environ: Mapping[str, str]) -> list[Child]:
+    env = children_env(environ)
+    # The gateway forwards to the service started here unless told otherwise.
+    service_port = env.get("DISPUTES_PORT", "8001")
+    gateway_env = {"DISPUTES_UPSTREAM_URL": f"http://127.0.0.1:{service_port}", **env}
+    return [
+        Child("dispute service", "services.dispute", env),
+        Child("deadline worker", "services.dispute.worker", env),
+        Child("projector", "services.dispute.projections", env),
+        Child("gateway", "services.gateway", gateway_env),
+    ]
 
 
 class Stop(Exception):
@@ -79,23 +186,12 @@ def main() -> int:
     gateway_port = os.environ.get("DISPUTES_GATEWAY_PORT", "8000")
     base = f"http://{gateway_host}:{gateway_port}"
     store = "PostgreSQL (DATABASE_URL)" if os.environ.get("DATABASE_URL") else "SQLite in ./data"
-    children: list[Child] = []
+    supervisor = Supervisor(stack_children(os.environ))
     try:
-        children.append(start("dispute service", "services.dispute"))
-        children.append(start("deadline worker", "services.dispute.worker"))
-        children.append(start("projector", "services.dispute.projections"))
-        # The gateway forwards to the service started here unless told otherwise.
-        service_port = os.environ.get("DISPUTES_PORT", "8001")
-        gateway_env = {
-            "DISPUTES_UPSTREAM_URL": f"http://127.0.0.1:{service_port}",
-            **os.environ,
-        }
-        children.append(start("gateway", "services.gateway", gateway_env))
+        supervisor.start_all()
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while not ready(base + "/readyz"):
-            if dead := [c for c in children if c.process.poll() is not None]:
-                print(f"run: the {dead[0].name} exited while starting", file=sys.stderr)
-                return 1
+            supervisor.check()
             if time.monotonic() > deadline:
                 print(f"run: not ready after {READY_TIMEOUT_SECONDS:.0f} s", file=sys.stderr)
                 return 1
@@ -106,22 +202,22 @@ def main() -> int:
             f"  Mint a token: {sys.executable} -m services.gateway.tokens "
             "--role buyer --sub buyer-1\n"
             f"  Then:         curl -H 'Authorization: Bearer <token>' {base}/v1/state-machine\n"
-            "  Ctrl-C stops everything.\n",
+            "  A child that dies is restarted; Ctrl-C stops everything.\n",
             flush=True,
         )
         while True:
-            if dead := [c for c in children if c.process.poll() is not None]:
-                code = dead[0].process.returncode
-                print(f"run: the {dead[0].name} exited ({code}); stopping", file=sys.stderr)
-                return 1
+            supervisor.check()
             time.sleep(0.5)
+    except ConfigurationError as why:
+        print(f"run: {why}; stopping", file=sys.stderr)
+        return 1
     except Stop as why:
         print(f"\nrun: {why}: stopping", file=sys.stderr)
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop(list(reversed(children)))
+        supervisor.stop()
 
 
 if __name__ == "__main__":

@@ -132,6 +132,9 @@ class Stack:
     def token(self, role: str, sub: str, ttl_seconds: int = 3600) -> str:
         """A bearer token the stack's gateway accepts."""
         settings = GatewaySettings(  # type: ignore[call-arg]
-            _env_file=None, environment="test", jwt_secret=SecretStr(self.jwt_secret)
+            _env_file=None,
+            environment="test",
+            jwt_secret=SecretStr(self.jwt_secret),
+            service_token=SecretStr(self.service_token),
         )
         return mint_token(settings, role=role, sub=sub, ttl_seconds=ttl_seconds)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from services.dispute.application import DisputeApplication
 from shared.clock import SystemClock
@@ -17,9 +19,13 @@ from shared.clock import SystemClock
 from .settings import load_settings
 
 
-def main() -> None:
+def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"dispute service: bad configuration:\n{exc}", file=sys.stderr)
+        return 2  # `make run` does not restart a child that exits with 2
     if settings.processes > 1 and settings.create_tables:
         DisputeApplication(
             env=settings.persistence_env(), clock=SystemClock(), policy=settings.policy
@@ -35,7 +41,8 @@ def main() -> None:
         server_header=False,
         log_level="info",
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,9 +15,11 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.internal import DEV_SERVICE_TOKEN, is_loopback
+
 from .domain.policy import Policy, PolicyError
 
-DEV_SERVICE_TOKEN = "dev-internal-service-token"  # development only; refused in production
+__all__ = ["DEV_SERVICE_TOKEN", "Settings", "load_settings"]
 
 
 class Settings(BaseSettings):
@@ -80,11 +82,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_insecure_defaults(self) -> Settings:
-        if self.environment == "production":
-            if self.service_token.get_secret_value() == DEV_SERVICE_TOKEN:
-                raise ValueError("DISPUTES_SERVICE_TOKEN must be set in production")
-            if self.sandbox:
-                raise ValueError("DISPUTES_SANDBOX must not be enabled in production")
+        dev_token = self.service_token.get_secret_value() == DEV_SERVICE_TOKEN
+        if dev_token and not (self.environment == "development" and is_loopback(self.host)):
+            # A published token: acceptable only where nothing but this machine can call.
+            raise ValueError(
+                "DISPUTES_SERVICE_TOKEN must be set unless DISPUTES_ENVIRONMENT=development "
+                "and DISPUTES_HOST is a loopback address"
+            )
+        if self.environment == "production" and self.sandbox:
+            raise ValueError("DISPUTES_SANDBOX must not be enabled in production")
         if len(self.service_token.get_secret_value()) < 16:
             raise ValueError("DISPUTES_SERVICE_TOKEN must be at least 16 characters")
         _ = self.policy  # fail fast on a bad policy file

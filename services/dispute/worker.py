@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 
 from .application import DisputeApplication
 from .scheduler import ClockStore, DeadlineScheduler, ServiceClock
@@ -31,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"deadline worker: bad configuration:\n{exc}", file=sys.stderr)
+        return 2  # `make run` does not restart a child that exits with 2
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

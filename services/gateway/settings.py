@@ -13,7 +13,7 @@ import limits
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.dispute.settings import DEV_SERVICE_TOKEN
+from shared.internal import DEV_SERVICE_TOKEN
 
 # Development only: lets `make run` and the token CLI work with no setup. Refused in
 # "test" and "production", where DISPUTES_JWT_SECRET must be set.
@@ -91,10 +91,10 @@ class GatewaySettings(BaseSettings):
         if self.environment != "development" and secret == DEV_JWT_SECRET:
             raise ValueError("DISPUTES_JWT_SECRET must not be the development default")
         if (
-            self.environment == "production"
+            self.environment != "development"
             and self.service_token.get_secret_value() == DEV_SERVICE_TOKEN
         ):
-            raise ValueError("DISPUTES_SERVICE_TOKEN must be set in production")
+            raise ValueError(f"DISPUTES_SERVICE_TOKEN must be set in {self.environment}")
         if len(self.service_token.get_secret_value()) < 16:
             raise ValueError("DISPUTES_SERVICE_TOKEN must be at least 16 characters")
         return self

@@ -632,6 +632,7 @@ def test_the_token_cli_mints_what_the_gateway_accepts(
 ) -> None:
     monkeypatch.setenv("DISPUTES_ENVIRONMENT", "test")
     monkeypatch.setenv("DISPUTES_JWT_SECRET", SECRET)
+    monkeypatch.setenv("DISPUTES_SERVICE_TOKEN", SERVICE_TOKEN)
     assert tokens_main(["--role", "auditor", "--sub", "aud-1", "--ttl", "60"]) == 0
     minted = capsys.readouterr().out.strip()
     assert gateway.get("/v1/events", headers=bearer(minted)).status_code == 200

@@ -33,6 +33,7 @@ def worker_env(
     test's application reads the same store through the same settings."""
     env = {
         "DISPUTES_ENVIRONMENT": "test",
+        "DISPUTES_SERVICE_TOKEN": "worker-test-service-token-0123",
         "DISPUTES_SANDBOX": "1",
         "DISPUTES_WORKER_POLL_SECONDS": "0.2",
         "DISPUTES_THREADS": "4",

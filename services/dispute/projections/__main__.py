@@ -11,6 +11,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from pydantic import ValidationError
+
 from ..application import DisputeApplication
 from ..settings import load_settings
 from .projector import Projector
@@ -36,7 +38,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"projector: bad configuration:\n{exc}", file=sys.stderr)
+        return 2  # `make run` does not restart a child that exits with 2
     app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
     try:
         projector = Projector(app, batch_size=max(1, args.batch_size))
