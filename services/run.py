@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from shared.ports import ensure_free
+
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 BAD_CONFIGURATION = 2  # the exit status of a child whose settings are refused
@@ -186,6 +188,16 @@ def main() -> int:
     gateway_port = os.environ.get("DISPUTES_GATEWAY_PORT", "8000")
     base = f"http://{gateway_host}:{gateway_port}"
     store = "PostgreSQL (DATABASE_URL)" if os.environ.get("DATABASE_URL") else "SQLite in ./data"
+    service_host = os.environ.get("DISPUTES_HOST", "127.0.0.1")
+    service_port = os.environ.get("DISPUTES_PORT", "8001")
+    # Ports held by another process (another copy of this stack?) stop us here, before
+    # "ready" could be answered by that other stack.
+    ensure_free(os.environ.get("DISPUTES_GATEWAY_HOST", "127.0.0.1"), int(gateway_port),
+                "DISPUTES_GATEWAY_PORT")  # fmt: skip
+    ensure_free(service_host, int(service_port), "DISPUTES_PORT")
+    # The worker's and the projector's /metrics, unless configured otherwise.
+    os.environ.setdefault("DISPUTES_WORKER_METRICS_PORT", "9102")
+    os.environ.setdefault("DISPUTES_PROJECTOR_METRICS_PORT", "9103")
     supervisor = Supervisor(stack_children(os.environ))
     try:
         supervisor.start_all()
@@ -196,9 +208,18 @@ def main() -> int:
                 print(f"run: not ready after {READY_TIMEOUT_SECONDS:.0f} s", file=sys.stderr)
                 return 1
             time.sleep(0.2)
+        metrics_host = _url_host(service_host)
+        sandbox = os.environ.get("DISPUTES_SANDBOX", "").lower() in ("1", "true", "yes", "on")
+        worker_metrics = os.environ["DISPUTES_WORKER_METRICS_PORT"]
+        projector_metrics = os.environ["DISPUTES_PROJECTOR_METRICS_PORT"]
         print(
             f"\nDisputes API ready on {base} ({store}).\n"
-            f"  Docs:         {base}/docs  (OpenAPI: {base}/openapi.json)\n"
+            f"  Docs:         {base}/docs  or {base}/redoc  (OpenAPI: {base}/openapi.json)\n"
+            f"  Dashboard:    {base}/dashboard  (asks for an agent, auditor or service token)\n"
+            f"  Metrics:      {base}/metrics, http://{metrics_host}:{service_port}/metrics, "
+            f"worker :{worker_metrics}, projector :{projector_metrics}\n"
+            f"  Sandbox:      {'ON: POST /v1/sandbox/clock moves time' if sandbox else 'off'} "
+            "(DISPUTES_SANDBOX)\n"
             f"  Mint a token: {sys.executable} -m services.gateway.tokens "
             "--role buyer --sub buyer-1\n"
             f"  Then:         curl -H 'Authorization: Bearer <token>' {base}/v1/state-machine\n"

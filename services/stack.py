@@ -46,6 +46,8 @@ class Stack:
     jwt_secret: str
     service_port: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=free_port)
+    worker_metrics_port: int = field(default_factory=free_port)
+    projector_metrics_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # over the defaults of env()
 
@@ -71,6 +73,8 @@ class Stack:
             "DISPUTES_PORT": str(self.service_port),
             "DISPUTES_GATEWAY_PORT": str(self.gateway_port),
             "DISPUTES_UPSTREAM_URL": self.service_url,
+            "DISPUTES_WORKER_METRICS_PORT": str(self.worker_metrics_port),
+            "DISPUTES_PROJECTOR_METRICS_PORT": str(self.projector_metrics_port),
             **self.extra_env,
         }
 

@@ -45,6 +45,7 @@ from shared.clock import Clock, SystemClock
 
 from .application import DisputeApplication
 from .domain import Dispute, rules
+from .metrics import TIMEOUTS_FIRED
 
 log = logging.getLogger(__name__)
 
@@ -577,17 +578,22 @@ class DeadlineScheduler:
         """Fires one dispute's due time-outs. Returns (how many fired, the check_at to
         store when nothing fired or it failed, else _UNCHANGED, the version it is for)."""
         correlation_id = f"deadline-{dispute_id}-v{version}-{uuid.uuid4().hex[:8]}"
+        about = {"dispute_id": str(dispute_id), "request_id": correlation_id}
         try:
             fired = self.app.fire_due_timeouts(dispute_id, correlation_id)
         except Exception:
-            log.exception("firing the time-outs of dispute %s failed; retrying later", dispute_id)
+            log.exception(
+                "firing the time-outs of dispute %s failed; retrying later", dispute_id, extra=about
+            )
             return 0, now + self.retry_after, version
         if fired:
+            TIMEOUTS_FIRED.inc(len(fired))
             log.info(
                 "fired %s on dispute %s (correlation id %s)",
                 ", ".join(fired),
                 dispute_id,
                 correlation_id,
+                extra=about,
             )
             return len(fired), _UNCHANGED, version  # the new events reset the row on sync
         # Nothing was due after all (already fired, or the table refuses it in this

@@ -16,13 +16,14 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.internal import DEV_SERVICE_TOKEN, is_loopback
+from shared.observability import LogSettings
 
 from .domain.policy import Policy, PolicyError
 
 __all__ = ["DEV_SERVICE_TOKEN", "Settings", "load_settings"]
 
 
-class Settings(BaseSettings):
+class Settings(LogSettings, BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPUTES_", env_file=".env", extra="ignore", frozen=True
     )
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     idempotency_lease_seconds: float = Field(default=30.0, gt=0, le=600)
     idempotency_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # `/metrics` of the deadline worker and of the projector, on DISPUTES_HOST (unset or
+    # 0: not served; `make run` and compose set 9102 and 9103).
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    projector_metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator("database_url")
     @classmethod

@@ -19,24 +19,25 @@ from types import FrameType
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
+from shared import observability
+
 from .application import DisputeApplication
+from .metrics import WORKER_DUE, WORKER_OVERDUE, Sampler, sample_pool
 from .scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from .settings import Settings, load_settings
+from .startup import check_database
 
 log = logging.getLogger("services.dispute.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = load_settings()
     except ValidationError as exc:
         print(f"deadline worker: bad configuration:\n{exc}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
+    observability.setup_logging("worker", settings)
+    check_database(settings, "deadline worker")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -51,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     if app is None:
         return 1
     try:
+        observability.serve_metrics(
+            settings.host, settings.worker_metrics_port, "DISPUTES_WORKER_METRICS_PORT"
+        )
         refresh = None
         if settings.sandbox:
             clock.bind(ClockStore(app))
             refresh = clock.refresh
         scheduler = DeadlineScheduler(app, clock)
+        sampler = Sampler(lambda: _sample(app, scheduler, clock)).start()
         log.info(
             "deadline worker started (sandbox=%s, clock offset %s, poll %.2fs, position %d)",
             settings.sandbox,
@@ -64,10 +69,21 @@ def main(argv: list[str] | None = None) -> int:
             scheduler.position(),
         )
         scheduler.run_forever(stop, settings.worker_poll_seconds, before_each=refresh)
+        sampler.stop()
     finally:
         app.close()
     log.info("deadline worker stopped")
     return 0
+
+
+def _sample(app: DisputeApplication, scheduler: DeadlineScheduler, clock: ServiceClock) -> None:
+    """The worker's gauges: how overdue its oldest due deadline is, how many are due."""
+    now = clock.now()
+    next_check = scheduler.next_check_at()
+    overdue = (now - next_check).total_seconds() if next_check is not None else 0.0
+    WORKER_OVERDUE.set(max(0.0, overdue))
+    WORKER_DUE.set(scheduler.count_due(now) if overdue > 0 else 0)
+    sample_pool(app)
 
 
 def _start_application(

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import uvicorn
 from pydantic import ValidationError
+
+from shared import observability
+from shared.ports import ensure_free
 
 from .app import create_app
 from .settings import load_settings
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings()
     except ValidationError as exc:
         print(f"gateway: bad configuration:\n{exc}", file=sys.stderr)
         return 2
+    observability.setup_logging("gateway", settings)
+    ensure_free(settings.gateway_host, settings.gateway_port, "DISPUTES_GATEWAY_PORT")
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         proxy_headers=False,
         server_header=False,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=None,  # the records go through setup_logging's formatter
+        access_log=False,  # one access line per request comes from observability.instrument
     )
     return 0
 

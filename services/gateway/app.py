@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 
+from shared import observability
 from shared.contract import PROBLEM_MEDIA_TYPE, Health
 from shared.request_id import RequestIdMiddleware
 
@@ -60,14 +62,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await limiter.close()
             await client.close()
 
-    app = FastAPI(
+    # Swagger UI at /docs and ReDoc at /redoc from the pinned fastapi-offline package's
+    # own copies (under /docs-assets): no CDN, so they work offline.
+    app = FastAPIOffline(
         title="Disputes API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url="/docs-assets",
     )
     problems.install(app)
     app.include_router(router)
@@ -99,6 +104,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return HTMLResponse(dashboard_html(), headers={"Cache-Control": "no-cache"})
 
     app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
+    observability.instrument(app, "gateway")
     app.add_middleware(RequestIdMiddleware)
     return app
 

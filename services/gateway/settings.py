@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.internal import DEV_SERVICE_TOKEN
+from shared.observability import LogSettings
 
 # Development only: lets `make run` and the token CLI work with no setup. Refused in
 # "test" and "production", where DISPUTES_JWT_SECRET must be set.
@@ -21,7 +22,7 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(LogSettings, BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPUTES_", env_file=".env", extra="ignore", frozen=True
     )

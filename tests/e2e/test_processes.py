@@ -4,6 +4,8 @@ race across them still never both win."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -45,7 +47,14 @@ def two_process_service(pg_conninfo: PgConnInfo, tmp_path: Path) -> Iterator[Sta
         ":" + quote(info["password"], safe="") if info["password"] else ""
     )
     url = f"postgresql://{auth}@{info['host']}:{info['port']}/{info['dbname']}"
-    stack = e2e_stack(url, schema, tmp_path, DISPUTES_PROCESSES="2", DISPUTES_SANDBOX="0")
+    stack = e2e_stack(
+        url,
+        schema,
+        tmp_path,
+        DISPUTES_PROCESSES="2",
+        DISPUTES_SANDBOX="0",
+        DISPUTES_LOG_FORMAT="json",
+    )
     try:
         stack.start("service")
         stack.wait_ready(stack.service_url)
@@ -97,3 +106,24 @@ def test_two_processes_serve_one_port_and_racing_commands_never_both_win(
     with httpx.Client(base_url=stack.service_url, timeout=30) as client:
         history = client.get(f"{path}/events", headers=headers("buyer", "b1")).json()
     assert len(history["events"]) == 2, history  # opened, and the one winner
+
+    # Both processes' metrics at one /metrics (prometheus_client's multiprocess mode):
+    # every command of the test counted once, whichever process ran it.
+    with httpx.Client(base_url=stack.service_url, timeout=30) as client:
+        scraped = client.get("/metrics").text
+    commands = {
+        tuple(re.findall(r'(?:action|outcome)="([^"]*)"', line)): float(line.rsplit(" ", 1)[1])
+        for line in scraped.splitlines()
+        if line.startswith("disputes_commands_total{")
+    }
+    assert sum(commands.values()) == 10, scraped  # order, dispute, 8 racers
+    assert commands[("put_order", "applied")] == 1
+    assert sum(n for (action, _), n in commands.items() if action.startswith("action_")) == 8
+    assert sum(n for (_, outcome), n in commands.items() if outcome == "applied") == 3
+
+    # One JSON access line per request, from either process, each with its request id.
+    log_lines = (stack.logs / "service.log").read_text().splitlines()
+    access = [json.loads(x) for x in log_lines if x.startswith("{") and '"access"' in x]
+    assert len(access) == 11, access  # order, dispute, 8 racers, history (scrapes: DEBUG)
+    assert all(a["process"] == "dispute" and a["request_id"] for a in access)
+    assert {a["pid"] for a in access} == set(server_processes(stack.processes["service"].pid))

@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from services.dispute.application import DisputeApplication
+from services.dispute.metrics import Sampler, sample_pool
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from services.dispute.settings import Settings, load_settings
+from shared import observability
 from shared.clock import Clock, SystemClock
 from shared.request_id import RequestIdMiddleware
 
@@ -53,12 +56,17 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.application = application
         if settings.sandbox:
             app.state.sandbox = await anyio.to_thread.run_sync(sandbox_time, application)
+        sampler = Sampler(lambda: sample_pool(application)).start()
         try:
             yield
         finally:
+            sampler.stop()
             application.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the pinned package, no CDN
+        docs_url="/docs",
+        redoc_url="/redoc",
+        static_url="/docs-assets",
         title="Disputes (internal dispute service)",
         version="1",
         description="The dispute service behind the gateway: the public API's paths, "
@@ -67,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
+    observability.instrument(app, "dispute")
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     app.include_router(dashboard)
@@ -77,4 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app for this process's settings: uvicorn's factory, in each worker process."""
-    return create_app(load_settings())
+    settings = load_settings()
+    observability.setup_logging("dispute", settings)
+    return create_app(settings)

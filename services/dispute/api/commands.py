@@ -34,6 +34,7 @@ from services.dispute.infrastructure.idempotency import (
     StoredResponse,
     fingerprint,
 )
+from services.dispute.metrics import COMMANDS, IDEMPOTENCY_REPLAYS
 
 from .dependencies import Call
 from .problems import ApiProblem, domain_problem, stored_problem
@@ -57,8 +58,36 @@ def to_response(stored: StoredResponse, *, replayed: bool = False) -> Response:
     )
 
 
+def command_name(request: Request) -> str:
+    """The command's name for the metrics: the route's endpoint name (open_dispute,
+    put_order, action_accept_offer...)."""
+    return str(getattr(request.scope.get("route"), "name", None) or "unknown")
+
+
 def run(request: Request, call: Call, perform: Perform, render: Render) -> Response:
-    """Executes `perform` (which passes `respond` to the application) once per key."""
+    """Executes `perform` (which passes `respond` to the application) once per key; counts
+    the outcome (disputes_commands_total)."""
+    outcome = "error"
+    try:
+        response = _run(request, call, perform, render)
+        if "Idempotent-Replayed" in response.headers:
+            outcome = "replayed"
+        elif response.status_code >= 400:  # a refusal stored under the key
+            outcome = getattr(request.state, "refusal", "refused")
+        else:
+            outcome = "applied"
+        return response
+    except DomainError as error:
+        outcome = error.code
+        raise
+    except ApiProblem as problem:
+        outcome = problem.code
+        raise
+    finally:
+        COMMANDS.labels(command_name(request), outcome).inc()
+
+
+def _run(request: Request, call: Call, perform: Perform, render: Render) -> Response:
     if call.idempotency_key is None or call.store is None:
         aggregate, created = perform(None)
         return to_response(render(aggregate, created))
@@ -77,6 +106,7 @@ def run(request: Request, call: Call, perform: Perform, render: Render) -> Respo
         call.store.release(claim)
         raise
     except DomainError as error:
+        request.state.refusal = error.code
         refusal = stored_problem(domain_problem(request, error))
         call.store.store_response(Completion(claim, refusal), time.time())
         return to_response(refusal)
@@ -118,6 +148,7 @@ def _claim(request: Request, call: Call) -> Claim | Response:
         if isinstance(result, Claimed):
             return result.claim
         if isinstance(result, Replay):
+            IDEMPOTENCY_REPLAYS.inc()
             return to_response(result.response, replayed=True)
         if isinstance(result, Reused):
             raise ApiProblem(

@@ -13,9 +13,21 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from shared import observability
+
 from ..application import DisputeApplication
+from ..domain import rules
+from ..metrics import (
+    DISPUTES_BY_STATE,
+    PROJECTOR_LAG_EVENTS,
+    PROJECTOR_LAG_SECONDS,
+    Sampler,
+    sample_pool,
+)
 from ..settings import load_settings
+from ..startup import check_database
 from .projector import Projector
+from .queries import DashboardQueries
 from .views import VIEW_NAMES
 
 log = logging.getLogger("services.dispute.projections")
@@ -35,14 +47,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _sample(app: DisputeApplication, queries: DashboardQueries) -> None:
+    """The projector's gauges: its lag, and the disputes by state it counts."""
+    lag = queries.lag()
+    PROJECTOR_LAG_EVENTS.set(lag["events_behind"])
+    PROJECTOR_LAG_SECONDS.set(lag["seconds_behind"])
+    counts = queries.counts_by_state()
+    for state in sorted(set(rules.STATES) | set(counts)):
+        DISPUTES_BY_STATE.labels(state).set(counts.get(state, 0))
+    sample_pool(app)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = load_settings()
     except ValidationError as exc:
         print(f"projector: bad configuration:\n{exc}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
+    observability.setup_logging("projector", settings)
+    check_database(settings, "projector")
     app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
     try:
         projector = Projector(app, batch_size=max(1, args.batch_size))
@@ -62,8 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         poll = args.poll_seconds if args.poll_seconds is not None else settings.worker_poll_seconds
+        observability.serve_metrics(
+            settings.host, settings.projector_metrics_port, "DISPUTES_PROJECTOR_METRICS_PORT"
+        )
+        queries = DashboardQueries(app)
+        sampler = Sampler(lambda: _sample(app, queries)).start()
         log.info("projecting %s into %s", app.name, ", ".join(projector.views))
         projector.run_forever(stop, poll_seconds=poll)
+        sampler.stop()
         log.info("stopped")
         return 0
     finally:

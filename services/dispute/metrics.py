@@ -1,0 +1,104 @@
+"""The dispute service's own Prometheus metrics (the HTTP ones are shared.observability's).
+
+Counters are counted where the thing happens; the gauges of state (pool use, lag,
+disputes by state, deadlines overdue) are sampled every few seconds by `Sampler`, a
+daemon thread in the process that owns them, so a scrape costs no query.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter
+
+from shared.observability import gauge
+
+log = logging.getLogger("services.dispute.metrics")
+
+COMMANDS = Counter(
+    "disputes_commands_total",
+    "Commands the service ran, by action and outcome (applied, replayed, or the problem "
+    "code of a refusal: action_not_allowed, version_mismatch, concurrent_update...)",
+    ["action", "outcome"],
+)
+IDEMPOTENCY_REPLAYS = Counter(
+    "disputes_idempotency_replays_total",
+    "Requests answered with the stored response of an earlier one with the same key",
+)
+POOL_CONNECTIONS = gauge(
+    "disputes_db_pool_connections",
+    "The PostgreSQL pool's connections, by state (size, idle, in_use, waiting requests)",
+    ["state"],
+    "livesum",
+)
+TIMEOUTS_FIRED = Counter(
+    "disputes_timeouts_fired_total",
+    "Time-outs the deadline worker fired (each one an event recorded as the system actor)",
+)
+WORKER_OVERDUE = gauge(
+    "disputes_deadline_worker_lag_seconds",
+    "How long the most overdue pending deadline has been due and not yet handled "
+    "(0 when nothing is overdue)",
+)
+WORKER_DUE = gauge(
+    "disputes_deadline_worker_due", "Disputes with a deadline due now and not yet handled"
+)
+PROJECTOR_LAG_EVENTS = gauge(
+    "disputes_projector_lag_events", "Events the slowest dashboard view has still to process"
+)
+PROJECTOR_LAG_SECONDS = gauge(
+    "disputes_projector_lag_seconds",
+    "Event time between the newest event and the last one the slowest view processed",
+)
+DISPUTES_BY_STATE = gauge(
+    "disputes_disputes", "Disputes by state, as the dashboard projection counts them", ["state"]
+)
+QUARANTINED_EVENTS = gauge(
+    "disputes_quarantined_events", "Stored events a reader could not decode and set aside"
+)
+
+
+def sample_pool(application: Any) -> None:
+    """The pool gauges, from psycopg_pool's stats (nothing on SQLite: no pool)."""
+    pool = getattr(getattr(application.recorder, "datastore", None), "pool", None)
+    if pool is None or not hasattr(pool, "get_stats"):
+        return
+    stats = pool.get_stats()
+    size = stats.get("pool_size", 0)
+    idle = stats.get("pool_available", 0)
+    POOL_CONNECTIONS.labels("size").set(size)
+    POOL_CONNECTIONS.labels("idle").set(idle)
+    POOL_CONNECTIONS.labels("in_use").set(max(0, size - idle))
+    POOL_CONNECTIONS.labels("waiting").set(stats.get("requests_waiting", 0))
+
+
+class Sampler:
+    """Calls `sample` every `interval` seconds in a daemon thread until stopped; a failing
+    sample is logged (once per kind of failure) and tried again next time."""
+
+    def __init__(self, sample: Callable[[], None], interval: float = 2.0) -> None:
+        self.sample = sample
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
+        self._last_error = ""
+
+    def start(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.sample()
+            except Exception as exc:  # a sample must never stop the process
+                if repr(exc) != self._last_error:
+                    log.warning("sampling metrics failed: %s", exc)
+                    self._last_error = repr(exc)
+            self.stopped.wait(self.interval)
