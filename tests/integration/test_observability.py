@@ -156,7 +156,7 @@ def test_a_missing_database_is_named_in_one_line(pg_conninfo: PgConnInfo) -> Non
     auth = info["user"] + (f":{info['password']}" if info["password"] else "")
     url = f"postgresql://{auth}@{info['host']}:{info['port']}/{name}"
     done = _run("services.dispute", {"DATABASE_URL": url})
-    assert done.returncode != 0
+    assert done.returncode == 2  # bad configuration: `make run` does not restart it
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert f'database "{name}" does not exist' in lines[0]
@@ -169,6 +169,19 @@ def test_a_busy_port_stops_the_gateway_with_the_variable_to_change() -> None:
         holder.listen()
         port = holder.getsockname()[1]
         done = _run("services.gateway", {"DISPUTES_GATEWAY_PORT": str(port)})
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "DISPUTES_GATEWAY_PORT" in done.stderr
+
+
+def test_make_run_refuses_a_busy_port_before_starting_anything() -> None:
+    """Rather than find another copy of the stack answering there and call it ready."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = _run("services.run", {"DISPUTES_PORT": str(port)})
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "DISPUTES_PORT" in done.stderr
+    assert "API ready" not in done.stdout + done.stderr
