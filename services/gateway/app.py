@@ -23,6 +23,7 @@ from shared.contract import PROBLEM_MEDIA_TYPE, Health
 from shared.request_id import RequestIdMiddleware
 
 from . import problems
+from .authorization import PathGuard
 from .forwarding import Forwarder, make_client
 from .ratelimit import make_rate_limiter
 from .routes import router
@@ -36,11 +37,13 @@ The public API of the buyer-protection dispute service.
 Call it with `Authorization: Bearer <JWT>` (HS256; claims `sub`, `role`, `exp`).
 Money is `{"amount": 1999, "currency": "USD"}` (minor units, ISO 4217). Times are RFC 3339
 in UTC. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is
-`https://disputes.internal/problems/<code>`. Codes: unauthenticated (401),
-role_not_permitted (403), not_found, order_not_found, dispute_not_found, unknown_action
-(404), method_not_allowed (405), action_not_allowed, dispute_exists, order_facts_conflict,
-extension_refused, concurrent_update, idempotency_key_reused (409), version_mismatch (412),
-payload_too_large (413), invalid_input, protection_ended, reason_not_covered (422),
+`https://disputes.internal/problems/<code>`. Codes: invalid_path (400),
+unauthenticated (401), role_not_permitted (403), not_found, order_not_found,
+dispute_not_found, unknown_action (404), method_not_allowed (405, with `Allow`),
+action_not_allowed, dispute_exists, order_facts_conflict, extension_refused,
+concurrent_update, idempotency_in_progress (409), version_mismatch (412),
+payload_too_large (413), invalid_input, protection_ended, reason_not_covered,
+idempotency_key_reused (422: the same key with another method, path or body),
 rate_limited (429), internal_error (500), unavailable, upstream_unavailable (503),
 upstream_timeout (504).
 
@@ -105,6 +108,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
     observability.instrument(app, "gateway")
+    app.add_middleware(PathGuard)  # inside the request id, so its problems carry one
     app.add_middleware(RequestIdMiddleware)
     return app
 

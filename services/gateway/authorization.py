@@ -1,63 +1,57 @@
-"""Role-level authorization: which roles may call a public route at all.
+"""Role-level authorization at the gateway: an early check, from the one permission table.
 
-Dispute actions read the transition table (`rules.role_may`), the single source of
-truth; the few routes that are not actions are listed once below. Whether a caller may
-touch a particular dispute or order is the dispute service's decision: it holds the
-facts (a party sees only its own, else 404).
+The table (`shared/permissions.py`) says which roles may call each route; the dispute
+service enforces it too, and decides what a party may see (its own disputes and orders
+only, else 404). The gateway checks on the path it forwards: `PathGuard` refuses dot
+segments and encoded slashes before routing, so the route matched here is the route the
+service sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
+from urllib.parse import unquote_to_bytes
 
-from services.dispute.domain.rules import ACTION_TRIGGERS, action_name, role_may, trigger_for
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .auth import ROLES
+from shared.permissions import action_path, route_roles
 
-ANY_ROLE: frozenset[str] = ROLES
-AUDITOR = "auditor"  # read-only: never allowed a write, whatever a table says
+from .problems import gateway_problem_response
 
-# (method, route path) -> roles, for the routes that are not dispute actions.
-ROUTE_ROLES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
-    {
-        ("PUT", "/v1/orders/{order_id}"): frozenset({"service"}),
-        ("POST", "/v1/orders/{order_id}/protection-extensions"): frozenset({"seller"}),
-        ("GET", "/v1/orders/{order_id}"): ANY_ROLE,
-        ("POST", "/v1/disputes"): frozenset({"buyer"}),
-        ("GET", "/v1/disputes"): ANY_ROLE,
-        ("GET", "/v1/disputes/{dispute_id}"): ANY_ROLE,
-        ("GET", "/v1/disputes/{dispute_id}/events"): ANY_ROLE,
-        ("GET", "/v1/disputes/{dispute_id}/verification"): ANY_ROLE,
-        ("GET", "/v1/events"): frozenset({"service", "agent", "auditor"}),
-        ("GET", "/v1/state-machine"): ANY_ROLE,
-        ("GET", "/v1/stats/{figure}"): frozenset({"agent", "auditor", "service"}),
-        ("POST", "/v1/sandbox/clock"): frozenset({"agent", "service"}),
-    }
-)
-
-ACTIONS: tuple[str, ...] = tuple(action_name(t) for t in ACTION_TRIGGERS)
+__all__ = ["PathGuard", "action_path", "action_roles_named", "path_refusal", "route_roles"]
 
 
-def action_roles(action: str) -> frozenset[str]:
-    """The roles the transition table lets take `action` in some state."""
-    trigger = trigger_for(action)
-    if trigger is None:
-        return frozenset()
-    return frozenset(role for role in ROLES if role_may(trigger, role))
+def action_roles_named(action: str) -> frozenset[str]:
+    """The roles that may take an API action (`accept-offer`)."""
+    return route_roles("POST", action_path(action))
 
 
-def action_path(action: str) -> str:
-    return f"/v1/disputes/{{dispute_id}}/{action}"
+def path_refusal(raw_path: bytes) -> str | None:
+    """Why a request path cannot be routed as it is, or None: a `.` or `..` segment (also
+    percent-encoded), an encoded `/` or `\\`, or a backslash. An HTTP client or proxy on
+    the way may resolve such a path to another route than the one it seems to name."""
+    for segment in raw_path.split(b"/"):
+        if b"\\" in segment:
+            return "a path may not contain a backslash"
+        lowered = segment.lower()
+        if b"%2f" in lowered or b"%5c" in lowered:
+            return "a path may not contain an encoded slash or backslash"
+        if unquote_to_bytes(segment) in (b".", b".."):
+            return "a path may not contain '.' or '..' segments"
+    return None
 
 
-def route_roles(method: str, path: str) -> frozenset[str]:
-    """Roles allowed on a route; writes are never allowed to an auditor."""
-    roles = ROUTE_ROLES.get((method, path))
-    if roles is None:
-        prefix = "/v1/disputes/{dispute_id}/"
-        action = path.removeprefix(prefix) if path.startswith(prefix) else ""
-        roles = action_roles(action) if method == "POST" else frozenset()
-    if method not in ("GET", "HEAD"):
-        roles = roles - {AUDITOR}
-    return roles
+class PathGuard:
+    """ASGI middleware: answers 400 `invalid_path` for a path `path_refusal` refuses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            why = path_refusal(raw.split(b"?", 1)[0])
+            if why is not None:
+                response = gateway_problem_response(scope, "invalid_path", why)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

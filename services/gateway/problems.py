@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from shared.contract import PROBLEM_MEDIA_TYPE, Problem, problem_type
+from shared.http import allowed_methods
 
 
 @dataclass
@@ -27,6 +29,7 @@ class GatewayProblem(Exception):
 
 # code -> (status, title): every kind of problem the gateway itself answers.
 GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
+    "invalid_path": (400, "Invalid path"),
     "unauthenticated": (401, "Not authenticated"),
     "role_not_permitted": (403, "Role not permitted"),
     "not_found": (404, "Not found"),
@@ -62,6 +65,11 @@ def problem_response(problem: GatewayProblem, request: Request) -> Response:
     )
 
 
+def gateway_problem_response(scope: Scope, code: str, detail: str) -> Response:
+    """A problem answered before routing (no Request yet)."""
+    return problem_response(gateway_problem(code, detail), Request(scope))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayProblem)
     async def _gateway_problem(request: Request, exc: GatewayProblem) -> Response:
@@ -70,10 +78,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_problem(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
+            allow = allowed_methods(app.router.routes, request.scope)
             problem = gateway_problem(
                 "method_not_allowed",
-                f"{request.method} is not allowed on {request.url.path}",
-                exc.headers,
+                f"{request.method} is not allowed on {request.url.path}; allowed: {allow}",
+                {**(exc.headers or {}), "Allow": allow},
             )
         else:
             problem = gateway_problem("not_found", f"{request.url.path} was not found")

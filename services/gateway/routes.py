@@ -21,7 +21,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from shared import contract
 
-from .authorization import action_path, action_roles, route_roles
+from .authorization import action_path, action_roles_named, route_roles
 
 
 class ForwardingRoute(APIRoute):
@@ -56,7 +56,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         description="a repeat with the same key and body returns the first response and "
-        "does nothing new; kept at least 24 hours",
+        "does nothing new; the same key with another method, path or body answers 422 "
+        "idempotency_key_reused; kept at least 24 hours",
     ),
 ]
 IfMatch = Annotated[
@@ -81,6 +82,7 @@ _ETAG_HEADER = {"ETag": {"description": 'the version, e.g. "7"', "schema": {"typ
 _LOCATION = {"Location": {"description": "the new resource", "schema": {"type": "string"}}}
 
 COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: _problem("a path with '.' or '..' segments or an encoded slash (invalid_path)"),
     401: _problem("no token, or a bad one (unauthenticated)"),
     403: _problem("the caller's role may not do this (role_not_permitted)"),
     429: _problem("over the principal's rate limit; see Retry-After (rate_limited)"),
@@ -96,13 +98,15 @@ COMMAND_PROBLEMS = {
     **READ_PROBLEMS,
     409: _problem(
         "the state does not allow it (action_not_allowed, with allowed_actions), a "
-        "concurrent update, or an Idempotency-Key reused with another body"
+        "concurrent update, or a request with the same Idempotency-Key still running "
+        "(idempotency_in_progress)"
     ),
     412: _problem("If-Match names another version (version_mismatch)"),
     413: _problem("the body is over the size limit (payload_too_large)"),
     422: _problem(
-        "invalid fields, each listed in errors (invalid_input), or a rule of buyer "
-        "protection (protection_ended, reason_not_covered)"
+        "invalid fields, each listed in errors (invalid_input), a rule of buyer "
+        "protection (protection_ended, reason_not_covered), or an Idempotency-Key "
+        "already used for another request (idempotency_key_reused)"
     ),
 }
 
@@ -276,7 +280,7 @@ def _action_endpoint(action: str, model: type[BaseModel]) -> Callable[..., Any]:
         ) -> Any: ...
 
     endpoint.__name__ = "action_" + action.replace("-", "_")
-    roles = ", ".join(sorted(action_roles(action)))
+    roles = ", ".join(sorted(action_roles_named(action)))
     endpoint.__doc__ = (
         (model.__doc__ or "").strip()
         + f"\n\nRoles: {roles}. Answers the dispute as it now is, with its ETag. An action "
@@ -291,7 +295,7 @@ for _action, _model in contract.ACTION_BODIES.items():
         _action_endpoint(_action, _model),
         methods=["POST"],
         tags=["dispute actions"],
-        summary=f"{_action} ({', '.join(sorted(action_roles(_action)))})",
+        summary=f"{_action} ({', '.join(sorted(action_roles_named(_action)))})",
         response_model=contract.Dispute,
         responses={
             **_ok(contract.Dispute, "the dispute as it now is", **_ETAG_HEADER),

@@ -16,8 +16,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from services.dispute.application import DisputeApplication
-from services.dispute.domain import Actor, InvalidInput, RoleNotPermitted
-from services.dispute.domain.values import Role
+from services.dispute.domain import Actor, InvalidInput
 from services.dispute.projections import DashboardQueries
 from services.dispute.projections.queries import MAX_LIMIT
 from shared import contract
@@ -29,7 +28,6 @@ from .routes import PROBLEMS
 
 dashboard = APIRouter(prefix="/v1")
 
-STATS_ROLES = frozenset({Role.AGENT, Role.AUDITOR, Role.SERVICE})
 DEADLINE_WINDOW = timedelta(hours=24)
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -52,8 +50,8 @@ QueriesDep = Annotated[DashboardQueries, Depends(get_queries)]
 
 
 async def stats_viewer(actor: ActorDep) -> Actor:
-    if actor.role not in STATS_ROLES:
-        raise RoleNotPermitted("read dashboard figures", actor.role)
+    """Who reads the figures: the permission table's `/v1/stats/{figure}` roles, checked
+    when the caller is authenticated."""
     return actor
 
 

@@ -15,15 +15,14 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from services.dispute.application import DisputeApplication
-from services.dispute.domain import Actor, InvalidInput
+from services.dispute.domain import Actor, InvalidInput, RoleNotPermitted
 from services.dispute.domain.values import Role
 from services.dispute.infrastructure.idempotency import IdempotencyStore
 from services.dispute.settings import Settings
+from shared.permissions import CALLER_ROLES, may_call
 
 from .problems import bad_header, unauthenticated
 
-# Roles a caller may present; `system` (the deadline worker) never comes over HTTP.
-CALLER_ROLES = frozenset(r.value for r in Role if r != Role.SYSTEM)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
@@ -43,6 +42,7 @@ AppDep = Annotated[DisputeApplication, Depends(get_application)]
 
 
 async def authenticate(
+    request: Request,
     settings: SettingsDep,
     x_internal_token: Annotated[str | None, Header()] = None,
     x_principal_role: Annotated[str | None, Header()] = None,
@@ -55,9 +55,16 @@ async def authenticate(
     if x_principal_role not in CALLER_ROLES:
         raise unauthenticated("X-Principal-Role must be one of: " + ", ".join(sorted(CALLER_ROLES)))
     try:
-        return Actor(Role(x_principal_role), (x_principal_id or "").strip())
+        actor = Actor(Role(x_principal_role), (x_principal_id or "").strip())
     except InvalidInput:
         raise unauthenticated("X-Principal-Id is required") from None
+    # The permission table decides who may call this route at all; a route it does not
+    # list is refused to everyone.
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    if not may_call(actor.role, request.method, path):
+        raise RoleNotPermitted(f"{request.method} {path}", actor.role)
+    return actor
 
 
 ActorDep = Annotated[Actor, Depends(authenticate)]

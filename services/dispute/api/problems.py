@@ -33,6 +33,7 @@ from services.dispute.domain import (
 )
 from services.dispute.infrastructure.idempotency import StoredResponse
 from shared.contract import PROBLEM_MEDIA_TYPE, FieldError, Problem, problem_type
+from shared.http import allowed_methods
 
 log = logging.getLogger("services.dispute.api")
 
@@ -230,10 +231,15 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
             detail = f"{request.url.path} was not found"
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(app.router.routes, request.scope)
+            detail = f"{request.method} is not allowed on {request.url.path}"
+            detail += f"; allowed: {headers['Allow']}"
         problem = problem_body(request, exc.status_code, code, title, detail)
-        return problem_response(problem, exc.headers)
+        return problem_response(problem, headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

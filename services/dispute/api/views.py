@@ -9,17 +9,16 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.dispute.domain import Actor, Dispute, Order, Role, recommend
+from services.dispute.domain import Actor, Dispute, Order, recommend
 from services.dispute.infrastructure.idempotency import StoredResponse
 from shared import contract
+from shared.permissions import SEES_RECOMMENDATION
 
 # Fields every event has that the representation shows elsewhere (or not at all).
 _EVENT_ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor_role", "actor_id",
      "correlation_id"}
 )  # fmt: skip
-
-SEES_RECOMMENDATION = frozenset({Role.AGENT, Role.AUDITOR})
 
 
 def _money(amount: int | None, currency: str) -> dict[str, Any] | None:

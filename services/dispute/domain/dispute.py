@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from shared import permissions
 from shared.money import Money
 
 from . import rules
@@ -448,7 +449,7 @@ class Dispute(Aggregate):
         evidence: Iterable[Mapping[str, Any]],
         policy: Policy,
     ) -> Dispute:
-        if ctx.actor.role != Role.BUYER:
+        if not permissions.may_command(ctx.actor.role, "open_dispute"):
             raise RoleNotPermitted("open", ctx.actor.role)
         if ctx.actor.id != order.buyer_id:
             raise OrderNotFound(order.order_ref)  # not the buyer's order: do not reveal it
@@ -776,11 +777,7 @@ class Dispute(Aggregate):
         return Money(self.order_amount, self.currency)
 
     def visible_to(self, actor: Actor) -> bool:
-        if actor.role == Role.BUYER:
-            return actor.id == self.buyer_id
-        if actor.role == Role.SELLER:
-            return actor.id == self.seller_id
-        return True
+        return permissions.may_see(actor.role, actor.id, self.buyer_id, self.seller_id)
 
     def allowed_actions(self, actor: Actor) -> list[str]:
         if not self.visible_to(actor):

@@ -9,11 +9,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from shared import permissions
 from shared.money import Money
 
 from .errors import ExtensionRefused, InvalidInput, OrderFactsConflict, RoleNotPermitted
 from .policy import Policy
-from .values import Actor, Context, PaymentMethod, Role, aware, enum_value, text
+from .values import Actor, Context, PaymentMethod, aware, enum_value, text
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://disputes.internal/ids")
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew allowed on reported facts
@@ -81,8 +82,9 @@ class OrderFacts:
         )
 
 
-def _require(actor: Actor, role: Role, action: str) -> None:
-    if actor.role != role:
+def _require(actor: Actor, command: str, action: str) -> None:
+    """Refuses a command the permission table does not give the actor's role."""
+    if not permissions.may_command(actor.role, command):
         raise RoleNotPermitted(action, actor.role)
 
 
@@ -178,7 +180,7 @@ class Order(Aggregate):
 
     @classmethod
     def register(cls, ctx: Context, order_ref: str, facts: OrderFacts, policy: Policy) -> Order:
-        _require(ctx.actor, Role.SERVICE, "register orders")
+        _require(ctx.actor, "put_order", "register orders")
         text(order_ref, "order_id", limit=200)
         for field, value in (
             ("placed_at", facts.placed_at),
@@ -211,7 +213,7 @@ class Order(Aggregate):
         The registration facts must match what is recorded; a recorded shipping or
         delivery fact is never changed.
         """
-        _require(ctx.actor, Role.SERVICE, "update orders")
+        _require(ctx.actor, "put_order", "update orders")
         for field, recorded, given in (
             ("buyer_id", self.buyer_id, facts.buyer_id),
             ("seller_id", self.seller_id, facts.seller_id),
@@ -261,7 +263,7 @@ class Order(Aggregate):
 
     def extend_protection(self, ctx: Context, days: object, reason: object) -> None:
         """The seller grants more time before a dispute exists (seed 002)."""
-        _require(ctx.actor, Role.SELLER, "extend buyer protection")
+        _require(ctx.actor, "extend_protection", "extend buyer protection")
         if not isinstance(days, int) or isinstance(days, bool) or days < 1:
             raise InvalidInput("days", "minimum", "days must be a whole number of at least 1")
         reason_text = text(reason, "reason", limit=1000)
@@ -315,8 +317,4 @@ class Order(Aggregate):
         return end
 
     def visible_to(self, actor: Actor) -> bool:
-        if actor.role == Role.BUYER:
-            return actor.id == self.buyer_id
-        if actor.role == Role.SELLER:
-            return actor.id == self.seller_id
-        return actor.role in (Role.AGENT, Role.SERVICE, Role.AUDITOR, Role.SYSTEM)
+        return permissions.may_see(actor.role, actor.id, self.buyer_id, self.seller_id)

@@ -11,7 +11,8 @@ that decides what is allowed reads it:
 
 Conditions are names of pure methods of `Probe`, a throw-away object holding only the
 facts a guard may look at. Three kinds of condition exist:
-- role guards (`by_buyer`...): who may pull the trigger at all;
+- role guards (`by_buyer`...): who may pull the trigger at all, from the one permission
+  table (`shared/permissions.py`), never written in the rows;
 - fact guards (`sellers_turn`, `seller_response_due`...): what the dispute's state allows;
 - settlement guards (`settles_by_refund`...): which destination a resolution leads to,
   chosen by the terms being settled on (the buyer's request, an offer, a ruling).
@@ -25,6 +26,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from transitions import Machine
+
+from shared import permissions
 
 from .errors import ActionNotAllowed, RoleNotPermitted
 from .values import Role, Settlement
@@ -80,72 +83,90 @@ _REQUEST = (Settlement.REFUND, Settlement.RETURN)  # what a buyer's request can 
 _OFFER = (Settlement.REFUND, Settlement.RETURN, Settlement.REPLACEMENT)
 _RULING = (Settlement.REFUND, Settlement.RETURN, Settlement.NOTHING)
 
-# `dest: None` is a transition that stays in its state (an internal transition).
-TRANSITIONS: list[dict[str, Any]] = [
+# What may happen in which state. `dest: None` is a transition that stays in its state
+# (an internal transition). Who may pull each trigger is not written here: it is the
+# permission table's (shared/permissions.py), added to every row as its role guard below.
+_TABLE: list[dict[str, Any]] = [
     # The seller's first answer
-    *_resolution("accept", AWAITING_SELLER, ["by_seller"], _REQUEST),
+    *_resolution("accept", AWAITING_SELLER, [], _REQUEST),
     {"trigger": "reject", "source": AWAITING_SELLER, "dest": NEGOTIATING,
-     "conditions": ["by_seller"]},
+     "conditions": []},
     {"trigger": "offer", "source": AWAITING_SELLER, "dest": NEGOTIATING,
-     "conditions": ["by_seller"]},
+     "conditions": []},
     *_resolution(
-        "seller_response_timeout", AWAITING_SELLER, ["by_system", "seller_response_due"], _REQUEST
+        "seller_response_timeout", AWAITING_SELLER, ["seller_response_due"], _REQUEST
     ),
     # Negotiation: turns alternate; a party answers the other's standing proposal
-    *_resolution("accept", NEGOTIATING, ["by_seller", "sellers_turn"], _REQUEST),
+    *_resolution("accept", NEGOTIATING, ["sellers_turn"], _REQUEST),
     {"trigger": "reject", "source": NEGOTIATING, "dest": None,
-     "conditions": ["by_seller", "sellers_turn"]},
+     "conditions": ["sellers_turn"]},
     {"trigger": "offer", "source": NEGOTIATING, "dest": None,
-     "conditions": ["by_seller", "sellers_turn"]},
+     "conditions": ["sellers_turn"]},
     *_resolution(
-        "accept_offer", NEGOTIATING, ["by_buyer", "buyers_turn", "has_standing_offer"], _OFFER
+        "accept_offer", NEGOTIATING, ["buyers_turn", "has_standing_offer"], _OFFER
     ),
     {"trigger": "revise", "source": NEGOTIATING, "dest": None,
-     "conditions": ["by_buyer", "buyers_turn"]},
+     "conditions": ["buyers_turn"]},
     {"trigger": "escalate", "source": NEGOTIATING, "dest": UNDER_REVIEW,
-     "conditions": ["by_buyer"]},
+     "conditions": []},
     *_resolution(
         "seller_response_timeout",
         NEGOTIATING,
-        ["by_system", "sellers_turn", "seller_response_due"],
+        ["sellers_turn", "seller_response_due"],
         _REQUEST,
     ),
     {"trigger": "buyer_response_timeout", "source": NEGOTIATING, "dest": CLOSED,
-     "conditions": ["by_system", "buyers_turn", "buyer_response_due"]},
+     "conditions": ["buyers_turn", "buyer_response_due"]},
     {"trigger": "withdraw", "source": [AWAITING_SELLER, NEGOTIATING], "dest": CLOSED,
-     "conditions": ["by_buyer"]},
+     "conditions": []},
     # Review by the marketplace
-    {"trigger": "offer", "source": UNDER_REVIEW, "dest": None, "conditions": ["by_seller"]},
-    *_resolution("accept_offer", UNDER_REVIEW, ["by_buyer", "has_standing_offer"], _OFFER),
-    {"trigger": "request_info", "source": UNDER_REVIEW, "dest": None, "conditions": ["by_agent"]},
+    {"trigger": "offer", "source": UNDER_REVIEW, "dest": None, "conditions": []},
+    *_resolution("accept_offer", UNDER_REVIEW, ["has_standing_offer"], _OFFER),
+    {"trigger": "request_info", "source": UNDER_REVIEW, "dest": None, "conditions": []},
     {"trigger": "info_request_timeout", "source": UNDER_REVIEW, "dest": None,
-     "conditions": ["by_system", "info_request_due"]},
-    *_resolution("rule", UNDER_REVIEW, ["by_agent"], _RULING),
+     "conditions": ["info_request_due"]},
+    *_resolution("rule", UNDER_REVIEW, [], _RULING),
     # The return leg
     {"trigger": "ship_return", "source": AWAITING_RETURN, "dest": RETURN_IN_TRANSIT,
-     "conditions": ["by_buyer"]},
+     "conditions": []},
     {"trigger": "return_shipment_timeout", "source": AWAITING_RETURN, "dest": CLOSED,
-     "conditions": ["by_system", "return_shipment_due"]},
+     "conditions": ["return_shipment_due"]},
     {"trigger": "return_delivered", "source": RETURN_IN_TRANSIT, "dest": None,
-     "conditions": ["by_service", "return_not_delivered"]},
+     "conditions": ["return_not_delivered"]},
     {"trigger": "confirm_return", "source": RETURN_IN_TRANSIT, "dest": REFUND_PENDING,
-     "conditions": ["by_seller"]},
+     "conditions": []},
     {"trigger": "contest_return", "source": RETURN_IN_TRANSIT, "dest": UNDER_REVIEW,
-     "conditions": ["by_seller"]},
+     "conditions": []},
     {"trigger": "return_confirmation_timeout", "source": RETURN_IN_TRANSIT,
-     "dest": REFUND_PENDING, "conditions": ["by_system", "return_confirmation_due"]},
+     "dest": REFUND_PENDING, "conditions": ["return_confirmation_due"]},
     # The refund leg
     {"trigger": "refund_paid", "source": REFUND_PENDING, "dest": CLOSED,
-     "conditions": ["by_service"]},
+     "conditions": []},
     {"trigger": "refund_failed", "source": REFUND_PENDING, "dest": None,
-     "conditions": ["by_service"]},
+     "conditions": []},
     # The record, at any open stage
-    {"trigger": "evidence", "source": BEFORE_REFUND, "dest": None, "conditions": ["by_party"]},
+    {"trigger": "evidence", "source": BEFORE_REFUND, "dest": None, "conditions": []},
     {"trigger": "messages", "source": OPEN_STATES, "dest": None,
-     "conditions": ["by_party_or_agent"]},
+     "conditions": []},
     {"trigger": "extend_deadline", "source": OPEN_STATES, "dest": None,
-     "conditions": ["by_agent", "has_extendable_deadline"]},
+     "conditions": ["has_extendable_deadline"]},
 ]  # fmt: skip
+
+
+def role_guard(roles: Iterable[str]) -> str:
+    """The name of the condition that a caller has one of `roles`: `by_seller`,
+    `by_buyer_or_seller`..."""
+    return "by_" + "_or_".join(sorted(roles))
+
+
+def _with_role_guard(row: dict[str, Any]) -> dict[str, Any]:
+    roles = permissions.action_roles(row["trigger"])
+    if not roles:
+        raise LookupError(f"the permission table names no role for {row['trigger']!r}")
+    return {**row, "conditions": [role_guard(roles), *row["conditions"]]}
+
+
+TRANSITIONS: list[dict[str, Any]] = [_with_role_guard(row) for row in _TABLE]
 
 # Each deadline kind, whom it is due from, and the time-out trigger that fires when it
 # passes (None: an SLA shown on dashboards, not a transition).
@@ -160,10 +181,10 @@ DEADLINES: dict[str, str | None] = {
     "refund_payout": None,
 }
 
-ROLE_GUARDS = frozenset(
-    {"by_buyer", "by_seller", "by_agent", "by_service", "by_system", "by_party",
-     "by_party_or_agent"}
-)  # fmt: skip
+# Each role guard of the table and the roles it lets through (from the permission table).
+ROLE_GUARDS: dict[str, frozenset[str]] = {
+    role_guard(roles): roles for roles in permissions.ACTIONS.values()
+}
 SETTLEMENT_GUARDS = frozenset(g for _, g in _SETTLEMENT_DEST.values())
 
 MACHINE = Machine(
@@ -180,9 +201,7 @@ TIMEOUT_TRIGGERS: list[str] = list(dict.fromkeys(t for t in DEADLINES.values() i
 ACTION_TRIGGERS: list[str] = [t for t in TRIGGERS if t not in TIMEOUT_TRIGGERS]
 
 
-def action_name(trigger: str) -> str:
-    """The API's name for a trigger: `accept_offer` is `accept-offer`."""
-    return trigger.replace("_", "-")
+action_name = permissions.action_name
 
 
 def trigger_for(action: str) -> str | None:
@@ -209,27 +228,12 @@ class Probe:
     at: datetime | None = None
     settlement: str | None = None
 
-    # Role guards
-    def by_buyer(self) -> bool:
-        return self.role == Role.BUYER
-
-    def by_seller(self) -> bool:
-        return self.role == Role.SELLER
-
-    def by_agent(self) -> bool:
-        return self.role == Role.AGENT
-
-    def by_service(self) -> bool:
-        return self.role == Role.SERVICE
-
-    def by_system(self) -> bool:
-        return self.role == Role.SYSTEM
-
-    def by_party(self) -> bool:
-        return self.role in (Role.BUYER, Role.SELLER)
-
-    def by_party_or_agent(self) -> bool:
-        return self.role in (Role.BUYER, Role.SELLER, Role.AGENT)
+    # Role guards: `by_<role>[_or_<role>...]`, one per set of roles in the permission table
+    def __getattr__(self, name: str) -> Any:
+        roles = ROLE_GUARDS.get(name)
+        if roles is None:
+            raise AttributeError(name)
+        return lambda: self.role in roles
 
     # Fact guards
     def sellers_turn(self) -> bool:
@@ -298,8 +302,8 @@ def _rows(trigger: str, state: str) -> list[Any]:
 
 
 def role_may(trigger: str, role: str) -> bool:
-    """Whether `role` may ever pull `trigger`, in some state."""
-    return any(role_may_row(row, role) for row in TRANSITIONS if row["trigger"] == trigger)
+    """Whether `role` may ever pull `trigger`, in some state (the permission table)."""
+    return role in permissions.action_roles(trigger)
 
 
 def is_allowed(trigger: str, facts: DisputeFacts, role: str, at: datetime | None = None) -> bool:

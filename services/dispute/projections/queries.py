@@ -18,6 +18,8 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from shared.permissions import SEES_EVERYTHING
+
 from ..domain import InvalidInput
 from ..domain.values import Actor, Role
 from .fold import CLOSED, DEADLINE_COLUMNS, ENTERED, OPENED, SUMMARY_COLUMNS, Row
@@ -33,8 +35,6 @@ from .views import (
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 REFUNDED_OUTCOMES = ("refunded_full", "refunded_partial")
-# Roles that see every dispute; a buyer or seller sees only its own.
-SEES_ALL = frozenset({Role.AGENT, Role.AUDITOR, Role.SERVICE, Role.SYSTEM})
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class DashboardQueries:
             if seller_id not in (None, viewer.id):
                 return DisputePage([], None)
             seller_id = viewer.id
-        elif viewer.role not in SEES_ALL:
+        elif viewer.role not in SEES_EVERYTHING:
             return DisputePage([], None)
         v = self.summary
         where: list[str] = []
