@@ -5,16 +5,28 @@ refuses unknown fields, so nobody sets `state`, `outcome` or ids through a body)
 responses, and the RFC 9457 problem details. Keep names and shapes stable: clients
 check them to the letter.
 
-Requests check types and shapes only; the domain checks the rules (ranges, currencies,
-which evidence a reason needs...) and answers with the field and the rule it broke.
+Requests check types, shapes and the limits at the door (below: character sets, lengths,
+ranges, list sizes), so that nothing the service cannot store, show or compute with gets
+in, and every limit shows in the OpenAPI document. The domain checks the rules
+(currencies, which evidence a reason needs, amounts against the order...) and answers
+with the field and the rule it broke.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+)
+from pydantic_core import PydanticCustomError
 
 PROBLEM_BASE = "https://disputes.internal/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -53,7 +65,95 @@ REASONS = (
     "late_delivery",
 )
 
-Text = Annotated[StrictStr, Field(min_length=1)]
+# Limits at the door -------------------------------------------------------------------
+# Each with its reason; README "Limits" lists them too.
+
+# Ids (order ids, buyer and seller ids, dispute ids in paths, filters): travel in URLs,
+# headers (Location), logs and text columns, so a safe printable ASCII set: letters,
+# digits and . _ : @ -, starting with a letter or digit (so never "." or ".."), 1 to 128
+# characters (a UUID is 36; marketplace ids are shorter).
+ID_MAX = 128
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+# Free text may hold line breaks and tabs, never another control character (PostgreSQL
+# refuses NUL; the others corrupt logs and screens). One-line text holds none at all.
+TEXT_PATTERN = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+LINE_PATTERN = r"^[^\x00-\x1F\x7F-\x9F]*$"
+LONG_TEXT_MAX = 4000  # descriptions, messages, rationales: a long letter, not a file
+REASON_TEXT_MAX = 1000  # why a party rejects, escalates, withdraws...
+LINE_MAX = 200  # carriers, tracking numbers, payment references
+# Money: at most 10^11 minor units (a billion dollars), far above any order and far
+# below 2^53 (the largest integer a JSON client in JavaScript reads exactly) and
+# PostgreSQL's bigint, even summed over every dispute in the stats.
+MAX_AMOUNT = 100_000_000_000
+# Times: 2000-01-01 to 2100-01-01 (UTC). Every deadline and protection end is such a
+# time plus at most a few hundred days, so no date arithmetic can leave year 9999.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+TIME_RANGE = "2000-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
+MAX_EVIDENCE = 20  # evidence items per request
+# A sandbox clock move: days, hours, minutes, seconds in ISO 8601 (P5D, PT12H, P1DT2H);
+# the service also keeps the clock before LATEST.
+SANDBOX_ADVANCE_MAX_DAYS = 9999
+_CLOCK = (
+    "T(?:[0-9]{1,6}H(?:[0-9]{1,8}M)?(?:[0-9]{1,10}S)?|[0-9]{1,8}M(?:[0-9]{1,10}S)?|[0-9]{1,10}S)"
+)
+SANDBOX_ADVANCE_PATTERN = rf"^P(?:[0-9]{{1,4}}D(?:{_CLOCK})?|{_CLOCK})$"
+EVIDENCE_URI_MAX = 2048
+EXTENSION_DAYS_MAX = 365
+CURSOR_MAX = 512
+VERSION_MAX = 1_000_000  # events of one dispute; far beyond any real history
+POSITION_MAX = 2**63 - 1  # the event log's position is a bigint
+
+
+def _day_in_range(value: date) -> date:
+    if not EARLIEST.date() <= value <= LATEST.date():
+        raise PydanticCustomError("time_range", "must lie in {range}", {"range": TIME_RANGE})
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise PydanticCustomError("time_range", "must lie in {range}", {"range": TIME_RANGE})
+    return value
+
+
+Id = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=ID_MAX,
+        pattern=ID_PATTERN,
+        description="1 to 128 of A-Z a-z 0-9 . _ : @ -, starting with a letter or digit",
+    ),
+]
+Text = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=LONG_TEXT_MAX, pattern=TEXT_PATTERN),
+]
+ReasonText = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=REASON_TEXT_MAX, pattern=TEXT_PATTERN),
+]
+Line = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=LINE_MAX, pattern=LINE_PATTERN),
+]
+ReasonName = Literal[
+    "not_received", "not_as_described", "wrong_item", "damaged", "missing_parts", "late_delivery"
+]
+Cursor = Annotated[
+    StrictStr, Field(min_length=1, max_length=CURSOR_MAX, pattern=r"^[A-Za-z0-9_-]+$")
+]
+Day = Annotated[
+    date,
+    AfterValidator(_day_in_range),
+    Field(description="a UTC day, YYYY-MM-DD, 2000-01-01 to 2100-01-01"),
+]
+Time = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(description=f"RFC 3339 with a zone, {TIME_RANGE}"),
+]
 
 
 class _Request(BaseModel):
@@ -78,21 +178,41 @@ class Money(BaseModel):
     )
 
 
+class MoneyIn(Money):
+    """Money in a request: 0 to 10^11 minor units (MAX_AMOUNT) and an ISO 4217 code."""
+
+    amount: StrictInt = Field(
+        ge=0,
+        le=MAX_AMOUNT,
+        description=f"minor units (cents for USD), 0 to {MAX_AMOUNT}",
+        examples=[1999],
+    )
+
+
 class EvidenceItem(BaseModel):
     """A reference to evidence held elsewhere; the service stores the reference, not bytes."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: EvidenceKind
-    uri: StrictStr = Field(examples=["https://files.example/abc.jpg"])
-    sha256: StrictStr = Field(description="64 lower-case hex digits of the content's SHA-256")
+    uri: StrictStr = Field(
+        max_length=EVIDENCE_URI_MAX,
+        pattern=r"^https?://[^\x00-\x20\x7F-\x9F/?#]+[^\x00-\x20\x7F-\x9F]*$",
+        description="an https URL of the file (http only when the service runs in "
+        "development), at most 2048 characters, no spaces or control characters",
+        examples=["https://files.example/abc.jpg"],
+    )
+    sha256: StrictStr = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="64 lower-case hex digits of the content's SHA-256",
+    )
 
 
 class Tracking(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    carrier: Text
-    number: Text
+    carrier: Line
+    number: Line
 
 
 class Actor(_Response):
@@ -106,21 +226,21 @@ class Actor(_Response):
 class OrderPut(_Request):
     """`PUT /v1/orders/{order_id}` (service): register an order or add shipping facts."""
 
-    buyer_id: Text
-    seller_id: Text
-    amount: Money
+    buyer_id: Id
+    seller_id: Id
+    amount: MoneyIn
     payment_method: PaymentMethod
-    placed_at: AwareDatetime
-    shipped_at: AwareDatetime | None = None
+    placed_at: Time
+    shipped_at: Time | None = None
     tracking: Tracking | None = None
-    delivered_at: AwareDatetime | None = None
+    delivered_at: Time | None = None
 
 
 class ProtectionExtensionCreate(_Request):
     """`POST /v1/orders/{order_id}/protection-extensions` (seller)."""
 
-    days: StrictInt = Field(ge=1)
-    reason: Text
+    days: StrictInt = Field(ge=1, le=EXTENSION_DAYS_MAX)
+    reason: ReasonText
 
 
 # Requests: disputes --------------------------------------------------------------------
@@ -129,12 +249,14 @@ class ProtectionExtensionCreate(_Request):
 class DisputeCreate(_Request):
     """`POST /v1/disputes` (buyer)."""
 
-    order_id: Text
-    reason: StrictStr = Field(description="one of: " + ", ".join(REASONS))
+    order_id: Id
+    reason: StrictStr = Field(
+        max_length=64, pattern=r"^[a-z_]{1,64}$", description="one of: " + ", ".join(REASONS)
+    )
     requested_resolution: RequestedResolution
-    amount: Money
+    amount: MoneyIn
     description: Text
-    evidence: list[EvidenceItem] = Field(default_factory=list)
+    evidence: list[EvidenceItem] = Field(default_factory=list, max_length=MAX_EVIDENCE)
 
 
 class AcceptBody(_Request):
@@ -142,14 +264,16 @@ class AcceptBody(_Request):
 
 
 class RejectBody(_Request):
-    reason: Text
-    evidence: list[EvidenceItem] = Field(default_factory=list)
+    reason: ReasonText
+    evidence: list[EvidenceItem] = Field(default_factory=list, max_length=MAX_EVIDENCE)
 
 
 class OfferBody(_Request):
     type: OfferType
-    amount: Money | None = Field(default=None, description="where the offer type takes one")
-    message: StrictStr | None = None
+    amount: MoneyIn | None = Field(default=None, description="where the offer type takes one")
+    message: Annotated[StrictStr, Field(max_length=LONG_TEXT_MAX, pattern=TEXT_PATTERN)] | None = (
+        None
+    )
 
 
 class AcceptOfferBody(_Request):
@@ -158,20 +282,22 @@ class AcceptOfferBody(_Request):
 
 class ReviseBody(_Request):
     requested_resolution: RequestedResolution
-    amount: Money
-    message: StrictStr | None = None
+    amount: MoneyIn
+    message: Annotated[StrictStr, Field(max_length=LONG_TEXT_MAX, pattern=TEXT_PATTERN)] | None = (
+        None
+    )
 
 
 class EscalateBody(_Request):
-    reason: Text
+    reason: ReasonText
 
 
 class WithdrawBody(_Request):
-    reason: Text
+    reason: ReasonText
 
 
 class EvidenceBody(_Request):
-    evidence: list[EvidenceItem] = Field(min_length=1)
+    evidence: list[EvidenceItem] = Field(min_length=1, max_length=MAX_EVIDENCE)
 
 
 class MessageBody(_Request):
@@ -183,23 +309,23 @@ class RequestInfoBody(_Request):
 
     from_: PartyName = Field(alias="from")
     question: Text
-    due_at: AwareDatetime | None = None
+    due_at: Time | None = None
 
 
 class RuleBody(_Request):
     decision: Decision
-    amount: Money | None = Field(default=None, description="where the decision takes one")
+    amount: MoneyIn | None = Field(default=None, description="where the decision takes one")
     return_shipping_paid_by: PartyName | None = None
     rationale: Text
 
 
 class ShipReturnBody(_Request):
-    carrier: Text
-    tracking_number: Text
+    carrier: Line
+    tracking_number: Line
 
 
 class ReturnDeliveredBody(_Request):
-    delivered_at: AwareDatetime
+    delivered_at: Time
 
 
 class ConfirmReturnBody(_Request):
@@ -207,23 +333,26 @@ class ConfirmReturnBody(_Request):
 
 
 class ContestReturnBody(_Request):
-    reason: Text
-    evidence: list[EvidenceItem] = Field(default_factory=list)
+    reason: ReasonText
+    evidence: list[EvidenceItem] = Field(default_factory=list, max_length=MAX_EVIDENCE)
 
 
 class RefundPaidBody(_Request):
-    reference: Text
-    paid_at: AwareDatetime
+    reference: Line
+    paid_at: Time
 
 
 class RefundFailedBody(_Request):
-    reason: Text
+    reason: ReasonText
 
 
 class ExtendDeadlineBody(_Request):
-    deadline: Text = Field(description="the kind of a pending deadline, e.g. seller_response")
-    until: AwareDatetime
-    reason: Text
+    deadline: StrictStr = Field(
+        pattern=r"^[a-z_]{1,64}$",
+        description="the kind of a pending deadline, e.g. seller_response",
+    )
+    until: Time
+    reason: ReasonText
 
 
 # Every action of the table and its body; actions whose body has no fields take none.
@@ -252,7 +381,13 @@ ACTION_BODIES: dict[str, type[BaseModel]] = {
 class SandboxClockAdvance(_Request):
     """`POST /v1/sandbox/clock` (only with DISPUTES_SANDBOX=1)."""
 
-    advance: StrictStr = Field(description="an ISO 8601 duration", examples=["P5D", "PT12H"])
+    advance: StrictStr = Field(
+        max_length=32,
+        pattern=SANDBOX_ADVANCE_PATTERN,
+        description="an ISO 8601 duration in days, hours, minutes and seconds, at most "
+        f"{SANDBOX_ADVANCE_MAX_DAYS} days; the clock stays before {LATEST.date()}",
+        examples=["P5D", "PT12H"],
+    )
 
 
 # Responses -----------------------------------------------------------------------------

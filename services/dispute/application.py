@@ -231,7 +231,12 @@ class DisputeApplication(Application[UUID]):
         version: int | None = None,
         as_of: datetime | None = None,
     ) -> Dispute:
-        """The dispute now, or as it was at a version or a moment (replayed from events)."""
+        """The dispute now, or as it was at a version or a moment (replayed from events).
+
+        Every "not found" is the same answer, `dispute <ref> was not found`, whether the
+        dispute does not exist, is not the caller's, or did not exist yet at that version
+        or time: a caller can learn nothing of another party's dispute by bisecting
+        `as_of` or `version`."""
         aggregate_id = _uuid(ref)
         if as_of is not None:
             version = self._version_at(aggregate_id, as_of, ref)
@@ -242,7 +247,7 @@ class DisputeApplication(Application[UUID]):
         if not isinstance(dispute, Dispute) or not dispute.visible_to(actor):
             raise DisputeNotFound(str(ref))
         if version is not None and dispute.version != version:
-            raise DisputeNotFound(f"{ref} at version {version}")
+            raise DisputeNotFound(str(ref))
         return dispute
 
     def dispute_events(self, actor: Actor, ref: str | UUID) -> list[Dispute.Event]:
@@ -256,7 +261,7 @@ class DisputeApplication(Application[UUID]):
                 break
             version = event.originator_version
         if version is None:
-            raise DisputeNotFound(f"{ref} as of {as_of.isoformat()}")
+            raise DisputeNotFound(str(ref))
         return version
 
     def _save(self, aggregate: Order | Dispute, ref: str, **kwargs: object) -> None:

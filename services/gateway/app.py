@@ -24,6 +24,7 @@ from shared.request_id import RequestIdMiddleware
 
 from . import problems
 from .authorization import PathGuard
+from .edges import HeaderLimits, SecurityHeaders, dashboard_csp
 from .forwarding import Forwarder, make_client
 from .ratelimit import make_rate_limiter
 from .routes import router
@@ -44,7 +45,7 @@ action_not_allowed, dispute_exists, order_facts_conflict, extension_refused,
 concurrent_update, idempotency_in_progress (409), version_mismatch (412),
 payload_too_large (413), invalid_input, protection_ended, reason_not_covered,
 idempotency_key_reused (422: the same key with another method, path or body),
-rate_limited (429), internal_error (500), unavailable, upstream_unavailable (503),
+rate_limited (429), headers_too_large (431), internal_error (500), unavailable, upstream_unavailable (503),
 upstream_timeout (504).
 
 Every response carries `X-Request-ID` (yours, or a new one); the events a request causes
@@ -57,7 +58,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
-        limiter = make_rate_limiter(settings.rate_limits, settings.redis_url)
+        limiter = make_rate_limiter(settings.redis_url)
         app.state.forwarder = Forwarder(settings, client, limiter)
         try:
             yield
@@ -109,6 +110,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
     observability.instrument(app, "gateway")
     app.add_middleware(PathGuard)  # inside the request id, so its problems carry one
+    app.add_middleware(
+        HeaderLimits,
+        max_header_bytes=settings.max_header_bytes,
+        max_token_bytes=settings.max_token_bytes,
+    )
+    app.add_middleware(SecurityHeaders, dashboard_policy=dashboard_csp(dashboard_html()))
     app.add_middleware(RequestIdMiddleware)
     return app
 

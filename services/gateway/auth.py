@@ -74,19 +74,37 @@ def verify_token(token: str, settings: GatewaySettings) -> Principal:
         raise AuthenticationError("the token's audience is not accepted") from None
     except jwt.InvalidTokenError as exc:
         raise AuthenticationError(f"the token is not valid: {exc}") from None
+    check_times(claims, settings)
     role, sub = claims.get("role"), claims.get("sub")
     if not isinstance(role, str) or role not in ROLES:
         raise AuthenticationError("the token's role must be one of " + ", ".join(sorted(ROLES)))
-    if not isinstance(sub, str) or not _SUB.match(sub):
+    if not isinstance(sub, str) or not _SUB.fullmatch(sub):
         raise AuthenticationError("the token's sub must be 1 to 128 letters, digits or . _ : @ -")
     return Principal(id=sub, role=role)
+
+
+def check_times(claims: dict[str, object], settings: GatewaySettings) -> None:
+    """`exp` (and `iat`, `nbf` when present) are whole seconds since the epoch, and `exp`
+    is at most `jwt_max_ttl_seconds` ahead: a string, a float or 1e308 is refused (PyJWT
+    reads "123" and 1e308 as times), and so is a token that would never expire."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (not isinstance(value, int) or isinstance(value, bool)):
+            raise AuthenticationError(f"the token's {name!r} must be a whole number of seconds")
+    exp = claims["exp"]
+    assert isinstance(exp, int)
+    if exp > time.time() + settings.jwt_max_ttl_seconds + settings.jwt_leeway_seconds:
+        raise AuthenticationError(
+            f"the token's 'exp' is more than {settings.jwt_max_ttl_seconds} s ahead: "
+            "mint a shorter-lived token"
+        )
 
 
 def mint_token(settings: GatewaySettings, *, role: str, sub: str, ttl_seconds: int = 3600) -> str:
     """A token the gateway configured by `settings` accepts (for development and tests)."""
     if role not in ROLES:
         raise ValueError("role must be one of " + ", ".join(sorted(ROLES)))
-    if not _SUB.match(sub):
+    if not _SUB.fullmatch(sub):
         raise ValueError("sub must be 1 to 128 letters, digits or . _ : @ -")
     now = int(time.time())
     claims: dict[str, object] = {"sub": sub, "role": role, "iat": now, "exp": now + ttl_seconds}

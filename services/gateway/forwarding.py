@@ -12,13 +12,14 @@ import logging
 from collections.abc import Iterable
 
 import aiohttp
+import limits
 from fastapi import Request
 from fastapi.responses import Response
 from yarl import URL
 
 from .auth import AuthenticationError, Principal, principal_from_header
-from .problems import gateway_problem
-from .ratelimit import RateLimiter
+from .problems import GatewayProblem, gateway_problem
+from .ratelimit import RateLimiter, address_key, principal_key
 from .settings import GatewaySettings
 
 log = logging.getLogger("services.gateway")
@@ -80,15 +81,25 @@ class Forwarder:
         self.limiter = limiter
 
     async def __call__(self, request: Request, roles: frozenset[str]) -> Response:
-        principal = self.authenticate(request)
-        retry_after = await self.limiter.retry_after(principal)
-        if retry_after is not None:
-            raise gateway_problem(
-                "rate_limited",
-                f"more than {self.settings.rate_limit} requests for this principal; "
-                f"retry in {retry_after} s",
-                {"Retry-After": str(retry_after)},
+        try:
+            principal = self.authenticate(request)
+        except GatewayProblem:
+            # Without valid credentials: counted per client address, so guessing tokens
+            # or flooding with bad ones is slowed down like any other caller.
+            address = request.client.host if request.client else "unknown"
+            await self.limit(
+                address_key(address),
+                self.settings.unauthenticated_limits,
+                self.settings.unauthenticated_rate_limit,
+                "this address without valid credentials",
             )
+            raise
+        await self.limit(
+            principal_key(principal),
+            self.settings.role_limits(principal.role),
+            self.settings.role_rate_limits.get(principal.role, self.settings.rate_limit),
+            "this principal",
+        )
         if principal.role not in roles:
             raise gateway_problem(
                 "role_not_permitted",
@@ -97,6 +108,17 @@ class Forwarder:
             )
         body = await self.read_body(request)
         return await self.forward(request, principal, body)
+
+    async def limit(
+        self, key: str, items: list[limits.RateLimitItem], described: str, whose: str
+    ) -> None:
+        retry_after = await self.limiter.retry_after(key, items)
+        if retry_after is not None:
+            raise gateway_problem(
+                "rate_limited",
+                f"more than {described} requests for {whose}; retry in {retry_after} s",
+                {"Retry-After": str(retry_after)},
+            )
 
     def authenticate(self, request: Request) -> Principal:
         try:

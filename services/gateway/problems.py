@@ -35,6 +35,7 @@ GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "payload_too_large": (413, "Request body too large"),
+    "headers_too_large": (431, "Request headers too large"),
     "rate_limited": (429, "Too many requests"),
     "upstream_unavailable": (503, "Dispute service unavailable"),
     "upstream_timeout": (504, "Dispute service timed out"),

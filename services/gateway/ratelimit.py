@@ -1,4 +1,5 @@
-"""Rate limiting per principal, with the `limits` library (moving window).
+"""Rate limiting per principal (its role's limits) and, for requests without valid
+credentials, per client address; with the `limits` library (moving window).
 
 In memory by default: each gateway process counts on its own. With DISPUTES_REDIS_URL
 the count lives in Redis, shared by every gateway replica. If Redis cannot be reached the
@@ -26,15 +27,20 @@ log = logging.getLogger("services.gateway")
 
 
 class RateLimiter(Protocol):
-    async def retry_after(self, principal: Principal) -> int | None:
-        """Counts one request; None if it may go on, else the seconds to wait."""
+    async def retry_after(self, key: str, items: list[limits.RateLimitItem]) -> int | None:
+        """Counts one request under `key`; None if it may go on, else the seconds to wait."""
         ...
 
     async def close(self) -> None: ...
 
 
-def _key(principal: Principal) -> str:
+def principal_key(principal: Principal) -> str:
     return f"{principal.role}:{principal.id}"
+
+
+def address_key(address: str) -> str:
+    """Requests without valid credentials count per client address."""
+    return f"anonymous@{address}"
 
 
 def _seconds_until(reset_time: float) -> int:
@@ -44,13 +50,11 @@ def _seconds_until(reset_time: float) -> int:
 class MemoryRateLimiter:
     """One process's count. Cheap, synchronous calls: fine on the event loop."""
 
-    def __init__(self, items: list[limits.RateLimitItem]) -> None:
-        self._items = items
+    def __init__(self) -> None:
         self._limiter = limits.strategies.MovingWindowRateLimiter(MemoryStorage())
 
-    async def retry_after(self, principal: Principal) -> int | None:
-        key = _key(principal)
-        for item in self._items:
+    async def retry_after(self, key: str, items: list[limits.RateLimitItem]) -> int | None:
+        for item in items:
             if not self._limiter.hit(item, key):
                 return _seconds_until(self._limiter.get_window_stats(item, key).reset_time)
         return None
@@ -62,8 +66,7 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """A count shared by every gateway that uses the same Redis."""
 
-    def __init__(self, items: list[limits.RateLimitItem], url: str, key_prefix: str) -> None:
-        self._items = items
+    def __init__(self, url: str, key_prefix: str) -> None:
         self._pool = redis.asyncio.ConnectionPool.from_url(
             url, socket_connect_timeout=1, socket_timeout=1
         )
@@ -75,10 +78,9 @@ class RedisRateLimiter:
         )
         self._limiter = limits.aio.strategies.MovingWindowRateLimiter(storage)
 
-    async def retry_after(self, principal: Principal) -> int | None:
-        key = _key(principal)
+    async def retry_after(self, key: str, items: list[limits.RateLimitItem]) -> int | None:
         try:
-            for item in self._items:
+            for item in items:
                 if not await self._limiter.hit(item, key):
                     stats = await self._limiter.get_window_stats(item, key)
                     return _seconds_until(stats.reset_time)
@@ -90,9 +92,7 @@ class RedisRateLimiter:
         await self._pool.aclose()
 
 
-def make_rate_limiter(
-    items: list[limits.RateLimitItem], redis_url: str | None, key_prefix: str = "disputes-gw"
-) -> RateLimiter:
+def make_rate_limiter(redis_url: str | None, key_prefix: str = "disputes-gw") -> RateLimiter:
     if redis_url is None:
-        return MemoryRateLimiter(items)
-    return RedisRateLimiter(items, redis_url, key_prefix)
+        return MemoryRateLimiter()
+    return RedisRateLimiter(redis_url, key_prefix)

@@ -11,13 +11,13 @@ validated once. So the endpoint functions below are descriptions and are never c
 # model evaluated at definition time.
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from shared import contract
 
@@ -85,7 +85,11 @@ COMMON_PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: _problem("a path with '.' or '..' segments or an encoded slash (invalid_path)"),
     401: _problem("no token, or a bad one (unauthenticated)"),
     403: _problem("the caller's role may not do this (role_not_permitted)"),
-    429: _problem("over the principal's rate limit; see Retry-After (rate_limited)"),
+    429: _problem(
+        "over the principal's rate limit, or the address's without valid credentials; "
+        "see Retry-After (rate_limited)"
+    ),
+    431: _problem("the request headers are over the size limit (headers_too_large)"),
     503: _problem("the dispute service is unavailable (upstream_unavailable, unavailable)"),
     504: _problem("the dispute service did not answer in time (upstream_timeout)"),
 }
@@ -139,7 +143,7 @@ router = APIRouter(
     },
 )
 def put_order(
-    order_id: str,
+    order_id: contract.Id,
     body: contract.OrderPut,
     request_id: RequestId = None,
     idempotency_key: IdempotencyKey = None,
@@ -154,7 +158,7 @@ def put_order(
     responses={**_ok(contract.Order, "the order", **_ETAG_HEADER), **COMMAND_PROBLEMS},
 )
 def extend_protection(
-    order_id: str,
+    order_id: contract.Id,
     body: contract.ProtectionExtensionCreate,
     request_id: RequestId = None,
     idempotency_key: IdempotencyKey = None,
@@ -168,7 +172,7 @@ def extend_protection(
     response_model=contract.Order,
     responses={**_ok(contract.Order, "the order", **_ETAG_HEADER), **READ_PROBLEMS},
 )
-def get_order(order_id: str, request_id: RequestId = None) -> Any: ...
+def get_order(order_id: contract.Id, request_id: RequestId = None) -> Any: ...
 
 
 # Disputes --------------------------------------------------------------------------
@@ -207,15 +211,17 @@ def open_dispute(
 )
 def list_disputes(
     state: Annotated[contract.State | None, Query()] = None,
-    reason: Annotated[str | None, Query()] = None,
-    seller_id: Annotated[str | None, Query()] = None,
-    buyer_id: Annotated[str | None, Query()] = None,
-    opened_after: Annotated[AwareDatetime | None, Query()] = None,
-    opened_before: Annotated[AwareDatetime | None, Query()] = None,
+    reason: Annotated[contract.ReasonName | None, Query()] = None,
+    seller_id: Annotated[contract.Id | None, Query()] = None,
+    buyer_id: Annotated[contract.Id | None, Query()] = None,
+    opened_after: Annotated[contract.Time | None, Query()] = None,
+    opened_before: Annotated[contract.Time | None, Query()] = None,
     deadline_before: Annotated[
-        AwareDatetime | None, Query(description="the next deadline falls before this time")
+        contract.Time | None, Query(description="the next deadline falls before this time")
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        contract.Cursor | None, Query(description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     request_id: RequestId = None,
 ) -> Any: ...
@@ -229,10 +235,12 @@ def list_disputes(
     responses={**_ok(contract.Dispute, "the dispute", **_ETAG_HEADER), **READ_PROBLEMS},
 )
 def get_dispute(
-    dispute_id: str,
-    version: Annotated[int | None, Query(ge=1, description="as it was at this version")] = None,
+    dispute_id: contract.Id,
+    version: Annotated[
+        int | None, Query(ge=1, le=contract.VERSION_MAX, description="as it was at this version")
+    ] = None,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="as it was at this time (RFC 3339)")
+        contract.Time | None, Query(description="as it was at this time (RFC 3339)")
     ] = None,
     request_id: RequestId = None,
 ) -> Any: ...
@@ -245,7 +253,7 @@ def get_dispute(
     response_model=contract.DisputeHistory,
     responses=READ_PROBLEMS,
 )
-def dispute_events(dispute_id: str, request_id: RequestId = None) -> Any: ...
+def dispute_events(dispute_id: contract.Id, request_id: RequestId = None) -> Any: ...
 
 
 @router.get(
@@ -255,14 +263,14 @@ def dispute_events(dispute_id: str, request_id: RequestId = None) -> Any: ...
     response_model=contract.Verification,
     responses=READ_PROBLEMS,
 )
-def verify_dispute(dispute_id: str, request_id: RequestId = None) -> Any: ...
+def verify_dispute(dispute_id: contract.Id, request_id: RequestId = None) -> Any: ...
 
 
 def _action_endpoint(action: str, model: type[BaseModel]) -> Callable[..., Any]:
     if model.model_fields:
 
         def endpoint(
-            dispute_id: str,
+            dispute_id: contract.Id,
             body: Annotated[model, Body()],  # type: ignore[valid-type]
             request_id: RequestId = None,
             idempotency_key: IdempotencyKey = None,
@@ -272,7 +280,7 @@ def _action_endpoint(action: str, model: type[BaseModel]) -> Callable[..., Any]:
     else:
 
         def endpoint(  # type: ignore[misc]
-            dispute_id: str,
+            dispute_id: contract.Id,
             body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
             request_id: RequestId = None,
             idempotency_key: IdempotencyKey = None,
@@ -315,7 +323,9 @@ for _action, _model in contract.ACTION_BODIES.items():
     responses=READ_PROBLEMS,
 )
 def event_feed(
-    after: Annotated[int, Query(ge=0, description="the last position read")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=contract.POSITION_MAX, description="the last position read")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     request_id: RequestId = None,
 ) -> Any: ...
@@ -342,7 +352,15 @@ def state_machine(request_id: RequestId = None) -> Any: ...
     response_model=contract.Stats,
     responses=READ_PROBLEMS,
 )
-def stats(figure: str, request_id: RequestId = None) -> Any: ...
+def stats(
+    figure: Literal[
+        "sellers", "deadlines-due", "sla-breaches", "payouts-overdue", "daily", "counts"
+    ],
+    seller_id: Annotated[contract.Id | None, Query(description="sellers: one seller")] = None,
+    from_: Annotated[contract.Day | None, Query(alias="from", description="daily")] = None,
+    to: Annotated[contract.Day | None, Query(description="daily")] = None,
+    request_id: RequestId = None,
+) -> Any: ...
 
 
 # Sandbox time ----------------------------------------------------------------------

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Literal
 
 import limits
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.internal import DEV_SERVICE_TOKEN
 from shared.observability import LogSettings
+from shared.permissions import CALLER_ROLES
 
 # Development only: lets `make run` and the token CLI work with no setup. Refused in
 # "test" and "production", where DISPUTES_JWT_SECRET must be set.
@@ -34,6 +35,8 @@ class GatewaySettings(LogSettings, BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
+    # The longest a token may live: one whose exp is further ahead is refused.
+    jwt_max_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
     # Where the dispute service listens, and the token that proves we are the gateway.
     upstream_url: str = "http://127.0.0.1:8001"
@@ -46,9 +49,17 @@ class GatewaySettings(LogSettings, BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Every header together (431 above), and the Authorization header alone (401 above).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_token_bytes: int = Field(default=4096, ge=256, le=64 * 1024)
 
-    # Per principal (role and sub), e.g. "20/second" or "20/second;600/minute".
+    # Per principal (role and sub), e.g. "20/second" or "20/second;600/minute"; a role
+    # listed in role_rate_limits ({"service": "1000/second"}, JSON) has its own. The
+    # `service` role is an orders service registering every order: 20/s is far too low.
     rate_limit: str = "20/second"
+    role_rate_limits: dict[str, str] = Field(default_factory=lambda: {"service": "1000/second"})
+    # Requests without valid credentials, per client address.
+    unauthenticated_rate_limit: str = "20/second;600/minute"
     # Set to share the count between gateway replicas (redis://host:6379/0).
     redis_url: str | None = None
 
@@ -64,13 +75,26 @@ class GatewaySettings(LogSettings, BaseSettings):
             raise ValueError("DISPUTES_UPSTREAM_URL must be an http:// or https:// URL")
         return value.rstrip("/")
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "unauthenticated_rate_limit")
     @classmethod
-    def _rate_limit(cls, value: str) -> str:
+    def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         try:
             limits.parse_many(value)
         except ValueError as exc:
-            raise ValueError(f"DISPUTES_RATE_LIMIT {value!r}: {exc}") from exc
+            name = f"DISPUTES_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name} {value!r}: {exc}") from exc
+        return value
+
+    @field_validator("role_rate_limits")
+    @classmethod
+    def _role_rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, limit in value.items():
+            if role not in CALLER_ROLES:
+                raise ValueError(f"DISPUTES_ROLE_RATE_LIMITS: {role!r} is not a role")
+            try:
+                limits.parse_many(limit)
+            except ValueError as exc:
+                raise ValueError(f"DISPUTES_ROLE_RATE_LIMITS {role}: {limit!r}: {exc}") from exc
         return value
 
     @field_validator("redis_url")
@@ -107,6 +131,13 @@ class GatewaySettings(LogSettings, BaseSettings):
     @property
     def rate_limits(self) -> list[limits.RateLimitItem]:
         return limits.parse_many(self.rate_limit)
+
+    def role_limits(self, role: str) -> list[limits.RateLimitItem]:
+        return limits.parse_many(self.role_rate_limits.get(role, self.rate_limit))
+
+    @property
+    def unauthenticated_limits(self) -> list[limits.RateLimitItem]:
+        return limits.parse_many(self.unauthenticated_rate_limit)
 
 
 def load_settings() -> GatewaySettings:

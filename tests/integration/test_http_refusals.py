@@ -131,6 +131,8 @@ def test_a_malformed_body_gets_422_listing_every_bad_field(api: Api) -> None:
         ("amount.amount", "integer"),
         ("description", "required"),
         ("evidence[0].kind", "one_of"),
+        ("evidence[0].uri", "pattern"),
+        ("evidence[0].sha256", "pattern"),
     }
 
 

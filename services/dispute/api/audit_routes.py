@@ -28,7 +28,7 @@ audit_router = APIRouter(prefix="/v1")
     tags=["disputes"],
     summary="Recomputes the dispute's hash chain: is its stored history intact?",
 )
-def verify_dispute(dispute_id: str, application: AppDep, actor: ActorDep) -> Response:
+def verify_dispute(dispute_id: contract.Id, application: AppDep, actor: ActorDep) -> Response:
     if actor.role not in SEES_EVERYTHING:
         # Parties see their own cases only (404 otherwise), as with the dispute itself.
         aggregate_id = application.get_dispute(actor, dispute_id).id

@@ -8,12 +8,11 @@ each answer says by how much in `lag` (events and seconds of event time).
 # No `from __future__ import annotations`: FastAPI reads the Annotated parameters.
 
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Actor, InvalidInput
@@ -124,19 +123,21 @@ def list_disputes(
     queries: QueriesDep,
     actor: ActorDep,
     state: Annotated[contract.State | None, Query()] = None,
-    reason: Annotated[str | None, Query()] = None,
-    seller_id: Annotated[str | None, Query()] = None,
-    buyer_id: Annotated[str | None, Query()] = None,
+    reason: Annotated[contract.ReasonName | None, Query()] = None,
+    seller_id: Annotated[contract.Id | None, Query()] = None,
+    buyer_id: Annotated[contract.Id | None, Query()] = None,
     opened_after: Annotated[
-        AwareDatetime | None, Query(description="opened at or after this time")
+        contract.Time | None, Query(description="opened at or after this time")
     ] = None,
     opened_before: Annotated[
-        AwareDatetime | None, Query(description="opened before this time")
+        contract.Time | None, Query(description="opened before this time")
     ] = None,
     deadline_before: Annotated[
-        AwareDatetime | None, Query(description="the next deadline falls before this time")
+        contract.Time | None, Query(description="the next deadline falls before this time")
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        contract.Cursor | None, Query(description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> Response:
     """Disputes newest first, a page at a time; a buyer or seller sees only its own.
@@ -173,7 +174,9 @@ def list_disputes(
     "/stats/sellers", response_model=contract.SellerStatsList, responses=PROBLEMS, tags=["stats"]
 )
 def seller_stats(
-    queries: QueriesDep, _viewer: StatsViewer, seller_id: Annotated[str | None, Query()] = None
+    queries: QueriesDep,
+    _viewer: StatsViewer,
+    seller_id: Annotated[contract.Id | None, Query()] = None,
 ) -> Response:
     """Per seller: disputes, open and closed, by reason, time-out losses, refund rate,
     amounts refunded and the median time to the seller's first answer."""
@@ -248,9 +251,10 @@ def daily(
     application: AppDep,
     _viewer: StatsViewer,
     from_: Annotated[
-        date | None, Query(alias="from", description="first UTC day (default: 29 days before to)")
+        contract.Day | None,
+        Query(alias="from", description="first UTC day (default: 29 days before to)"),
     ] = None,
-    to: Annotated[date | None, Query(description="last UTC day (default: today)")] = None,
+    to: Annotated[contract.Day | None, Query(description="last UTC day (default: today)")] = None,
 ) -> Response:
     """Per UTC day, days with anything only: disputes opened (by reason), entering each
     state, and closed (by outcome)."""

@@ -23,8 +23,10 @@ from shared.permissions import CALLER_ROLES, may_call
 
 from .problems import bad_header, unauthenticated
 
+# The gateway's token subjects (a principal id): the contract's id characters.
+_PRINCIPAL = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+_ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,18})"?$')
 
 
 async def get_settings(request: Request) -> Settings:
@@ -54,8 +56,10 @@ async def authenticate(
         raise unauthenticated("a valid X-Internal-Token is required")
     if x_principal_role not in CALLER_ROLES:
         raise unauthenticated("X-Principal-Role must be one of: " + ", ".join(sorted(CALLER_ROLES)))
+    if x_principal_id is None or not _PRINCIPAL.fullmatch(x_principal_id):
+        raise unauthenticated("X-Principal-Id must be 1 to 128 of A-Z a-z 0-9 . _ : @ -")
     try:
-        actor = Actor(Role(x_principal_role), (x_principal_id or "").strip())
+        actor = Actor(Role(x_principal_role), x_principal_id)
     except InvalidInput:
         raise unauthenticated("X-Principal-Id is required") from None
     # The permission table decides who may call this route at all; a route it does not
@@ -97,7 +101,7 @@ class Call:
 def parse_if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
-    match = _ETAG.match(value.strip())
+    match = _ETAG.fullmatch(value.strip())
     if match is None:
         raise bad_header("If-Match", "etag", 'If-Match must be an ETag such as "7"')
     return int(match.group(1))
@@ -112,7 +116,7 @@ async def get_call(
     idempotency_key: Annotated[str | None, Header()] = None,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Call:
-    if idempotency_key is not None and not _KEY.match(idempotency_key):
+    if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
         raise bad_header(
             "Idempotency-Key",
             "key",

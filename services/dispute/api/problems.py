@@ -122,6 +122,8 @@ VALIDATION_RULES: dict[str, str] = {
     "dict_type": "object",
     "list_type": "array",
     "too_short": "min_items",
+    "too_long": "max_items",
+    "time_range": "time_range",
     "json_invalid": "json",
 }
 

@@ -18,7 +18,7 @@ from uuid import UUID
 import isodate
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from services.dispute.domain import (
     Dispute,
@@ -28,6 +28,7 @@ from services.dispute.domain import (
     rules,
 )
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
+from services.dispute.settings import Settings
 from shared import contract
 from shared.money import Money, MoneyError
 
@@ -70,13 +71,31 @@ def to_money(value: contract.Money | Mapping[str, Any] | None, field: str) -> Mo
         raise InvalidInput(f"{field}.{exc.field}", exc.rule, f"{field}.{exc}") from None
 
 
-def action_args(body: BaseModel | None) -> dict[str, Any]:
+def https_evidence(evidence: list[Any], settings: Settings) -> list[Any]:
+    """Evidence is fetched by people and tools later: only https URLs, or http too when
+    the service runs in development (a local file server)."""
+    allowed = ("https://", "http://") if settings.environment == "development" else ("https://",)
+    for i, item in enumerate(evidence):
+        uri = item["uri"] if isinstance(item, dict) else item.uri
+        if not uri.lower().startswith(allowed):
+            raise InvalidInput(
+                f"evidence[{i}].uri",
+                "https",
+                f"evidence[{i}].uri must be an https:// URL"
+                + (" (or http:// in development)" if len(allowed) > 1 else ""),
+            )
+    return evidence
+
+
+def action_args(body: BaseModel | None, settings: Settings) -> dict[str, Any]:
     """An action body as the command method's keyword arguments."""
     if body is None:
         return {}
     args = body.model_dump()  # field names: `from` arrives as `from_`, as the domain takes it
     if "amount" in args:
         args["amount"] = to_money(args["amount"], "amount")
+    if "evidence" in args:
+        https_evidence(args["evidence"], settings)
     return args
 
 
@@ -90,7 +109,9 @@ def action_args(body: BaseModel | None) -> dict[str, Any]:
     responses={201: {"model": contract.Order}, **PROBLEMS},
     tags=["orders"],
 )
-def put_order(order_id: str, body: contract.OrderPut, call: CallDep, request: Request) -> Response:
+def put_order(
+    order_id: contract.Id, body: contract.OrderPut, call: CallDep, request: Request
+) -> Response:
     """Registers an order (201) or adds shipping and delivery facts to it (200). Service only."""
 
     def perform(respond: Any) -> tuple[Order, bool]:
@@ -121,7 +142,7 @@ def put_order(order_id: str, body: contract.OrderPut, call: CallDep, request: Re
     tags=["orders"],
 )
 def extend_protection(
-    order_id: str, body: contract.ProtectionExtensionCreate, call: CallDep, request: Request
+    order_id: contract.Id, body: contract.ProtectionExtensionCreate, call: CallDep, request: Request
 ) -> Response:
     """The seller extends the buyer-protection window before a dispute exists."""
 
@@ -137,7 +158,7 @@ def extend_protection(
 @router.get(
     "/orders/{order_id}", response_model=contract.Order, responses=PROBLEMS, tags=["orders"]
 )
-def get_order(order_id: str, application: AppDep, actor: ActorDep) -> Response:
+def get_order(order_id: contract.Id, application: AppDep, actor: ActorDep) -> Response:
     return to_response(views.order_reply(application.get_order(actor, order_id)))
 
 
@@ -163,7 +184,7 @@ def open_dispute(body: contract.DisputeCreate, call: CallDep, request: Request) 
             requested_resolution=body.requested_resolution,
             amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
             description=body.description,
-            evidence=[e.model_dump() for e in body.evidence],
+            evidence=https_evidence([e.model_dump() for e in body.evidence], call.settings),
             respond=respond,
         )
         return dispute, True
@@ -181,12 +202,15 @@ def open_dispute(body: contract.DisputeCreate, call: CallDep, request: Request) 
     tags=["disputes"],
 )
 def get_dispute(
-    dispute_id: str,
+    dispute_id: contract.Id,
     application: AppDep,
     actor: ActorDep,
-    version: Annotated[int | None, Query(ge=1, description="the dispute at this version")] = None,
+    version: Annotated[
+        int | None,
+        Query(ge=1, le=contract.VERSION_MAX, description="the dispute at this version"),
+    ] = None,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="the dispute as it was at this time (RFC 3339)")
+        contract.Time | None, Query(description="the dispute as it was at this time (RFC 3339)")
     ] = None,
 ) -> Response:
     if version is not None and as_of is not None:
@@ -202,7 +226,7 @@ def get_dispute(
     responses=PROBLEMS,
     tags=["disputes"],
 )
-def dispute_events(dispute_id: str, application: AppDep, actor: ActorDep) -> Response:
+def dispute_events(dispute_id: contract.Id, application: AppDep, actor: ActorDep) -> Response:
     events = application.dispute_events(actor, dispute_id)
     history = contract.DisputeHistory(
         dispute_id=str(events[0].originator_id) if events else dispute_id,
@@ -223,7 +247,7 @@ def _action_route(action: str, model: type[BaseModel]) -> Callable[..., Response
                 call.request_id,
                 dispute_id,
                 action,
-                action_args(body),
+                action_args(body, call.settings),
                 expected_version=call.if_match,
                 respond=respond,
             )
@@ -235,7 +259,7 @@ def _action_route(action: str, model: type[BaseModel]) -> Callable[..., Response
     if has_fields:
 
         def endpoint(
-            dispute_id: str,
+            dispute_id: contract.Id,
             body: Annotated[model, Body()],  # type: ignore[valid-type]
             call: CallDep,
             request: Request,
@@ -245,7 +269,7 @@ def _action_route(action: str, model: type[BaseModel]) -> Callable[..., Response
     else:
 
         def endpoint(  # type: ignore[misc]
-            dispute_id: str,
+            dispute_id: contract.Id,
             call: CallDep,
             request: Request,
             body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
@@ -289,7 +313,9 @@ def unknown(dispute_id: str, action: str, actor: ActorDep) -> Response:
 def event_feed(
     application: AppDep,
     actor: ActorDep,
-    after: Annotated[int, Query(ge=0, description="the last position read")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=contract.POSITION_MAX, description="the last position read")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event of every dispute and order, in commit order (service, agent, auditor)."""
@@ -352,6 +378,13 @@ def advance_sandbox_clock(
     duration = parse_advance(body.advance)
 
     sandbox: SandboxTime = request.app.state.sandbox
+    if sandbox.clock.now() + duration > contract.LATEST:
+        raise InvalidInput(
+            "advance",
+            "clock_range",
+            f"the sandbox clock must stay before {contract.LATEST.isoformat()}; it is now "
+            f"{sandbox.clock.now().isoformat()}",
+        )
 
     def execute() -> Any:
         now = advance_clock(sandbox.clock, sandbox.store, sandbox.scheduler, duration)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -353,16 +354,32 @@ def encode_cursor(opened_at: datetime, dispute_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+CURSOR_MAX = 512
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; anything but a cursor this API gave is refused (422),
+    whatever it holds (deep nesting, NUL, a time out of range...)."""
+    refused = InvalidInput("cursor", "opaque_cursor", "cursor is not one this API gave")
+    if not isinstance(cursor, str) or len(cursor) > CURSOR_MAX:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        if not raw.startswith(b'["'):  # the shape encode_cursor writes, before parsing
+            raise ValueError(cursor)
         opened_at, dispute_id = json.loads(raw)
         at = datetime.fromisoformat(opened_at)
         if at.tzinfo is None or not isinstance(dispute_id, str):
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor", "opaque_cursor", "cursor is not one this API gave") from None
-    return at.astimezone(UTC), dispute_id
+        if not _CURSOR_ID.fullmatch(dispute_id):
+            raise ValueError(cursor)
+        at = at.astimezone(UTC)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise refused from None
+    except OverflowError:
+        raise refused from None
+    return at, dispute_id
 
 
 def _aware(value: datetime, name: str) -> datetime:
