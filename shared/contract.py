@@ -594,6 +594,11 @@ class SandboxClock(_Response):
 
 class Health(_Response):
     status: Literal["ok", "unavailable"]
+    quarantined_events: int | None = Field(
+        default=None,
+        description="stored events a reader (deadline worker, projector) could not apply "
+        "and set aside; 0 is healthy (`python -m services.dispute.quarantine list`)",
+    )
 
 
 # Problems (RFC 9457) -------------------------------------------------------------------

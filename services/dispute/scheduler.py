@@ -46,6 +46,7 @@ from shared.clock import Clock, SystemClock
 from .application import DisputeApplication
 from .domain import Dispute, rules
 from .metrics import TIMEOUTS_FIRED
+from .quarantine import Quarantine
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +337,7 @@ class DeadlineScheduler:
         self.retry_after = retry_after
         self._sql = _Sql(_datastore_of(app))
         self._create_tables()
+        self.quarantine = Quarantine(app)
 
     # Tables ------------------------------------------------------------------------------
 
@@ -421,17 +423,31 @@ class DeadlineScheduler:
                 return 0
             latest: dict[UUID, PendingRow | None] = {}
             for notification in notifications:
-                if not _is_dispute_topic(notification.topic):
-                    continue
-                event = self.app.mapper.to_domain_event(notification)
-                if isinstance(event, Dispute.Event):
-                    latest[event.originator_id] = pending_row(event)
+                try:
+                    if not _is_dispute_topic(notification.topic):
+                        continue
+                    event = self.app.mapper.to_domain_event(notification)
+                    if isinstance(event, Dispute.Event):
+                        latest[event.originator_id] = pending_row(event)
+                except Exception as error:  # an event this code cannot read: set it aside
+                    self.quarantine.record(TRACKER_NAME, notification, error, cursor=c)
             self._write_rows(c, latest)
             c.execute(
                 s.q("UPDATE {t} SET position = ? WHERE name = ?", t=TRACKING_TABLE),
                 (notifications[-1].id, TRACKER_NAME),
             )
         return len(notifications)
+
+    def rewind_to(self, position: int) -> None:
+        """Moves the tracked position back (never forward) so that the next sync re-reads
+        the log from there: for quarantined events given back after a fix."""
+        s = self._sql
+        with s.transaction(commit=True) as c:
+            current = self._lock_position(c)
+            c.execute(
+                s.q("UPDATE {t} SET position = ? WHERE name = ?", t=TRACKING_TABLE),
+                (max(0, min(current, position)), TRACKER_NAME),
+            )
 
     def _write_rows(self, c: Any, rows: Mapping[UUID, PendingRow | None]) -> None:
         s = self._sql
@@ -477,10 +493,13 @@ class DeadlineScheduler:
                 position + 1, self.batch_size, stop
             )
             for notification in notifications:
-                if _is_dispute_topic(notification.topic):
-                    event = self.app.mapper.to_domain_event(notification)
-                    if isinstance(event, Dispute.Event):
-                        rows[event.originator_id] = pending_row(event)
+                try:
+                    if _is_dispute_topic(notification.topic):
+                        event = self.app.mapper.to_domain_event(notification)
+                        if isinstance(event, Dispute.Event):
+                            rows[event.originator_id] = pending_row(event)
+                except Exception as error:
+                    self.quarantine.record(TRACKER_NAME, notification, error)
             if notifications:
                 position = notifications[-1].id
             if len(notifications) < self.batch_size:

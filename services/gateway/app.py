@@ -45,8 +45,8 @@ action_not_allowed, dispute_exists, order_facts_conflict, extension_refused,
 concurrent_update, idempotency_in_progress (409), version_mismatch (412),
 payload_too_large (413), invalid_input, protection_ended, reason_not_covered,
 idempotency_key_reused (422: the same key with another method, path or body),
-rate_limited (429), headers_too_large (431), internal_error (500), unavailable, upstream_unavailable (503),
-upstream_timeout (504).
+rate_limited (429), headers_too_large (431), internal_error (500), unavailable,
+upstream_unavailable (503), upstream_timeout (504).
 
 Every response carries `X-Request-ID` (yours, or a new one); the events a request causes
 record it. Commands answer with the dispute and its `ETag`; send `If-Match` to act only on
@@ -93,10 +93,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         responses={503: {"model": Health, "description": "a dependency is unreachable"}},
     )
     async def readyz() -> Response:
-        """The dispute service, and through it the database, answer."""
-        ready = await app.state.forwarder.ready()
+        """The dispute service, and through it the database, answer; and how many stored
+        events its readers set aside (quarantined_events)."""
+        ready, quarantined = await app.state.forwarder.ready()
+        health = Health(status="ok" if ready else "unavailable", quarantined_events=quarantined)
         return Response(
-            Health(status="ok" if ready else "unavailable").model_dump_json(),
+            health.model_dump_json(exclude_none=True),
             status_code=200 if ready else 503,
             media_type="application/json",
         )

@@ -21,12 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .problems import gateway_problem, problem_response
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# Swagger UI (FastAPI's /docs) loads its script and style from a CDN and runs an inline
-# script; it may not be framed either.
+# Swagger UI and ReDoc (/docs, /redoc) come from this origin (fastapi-offline's copies)
+# and run an inline script; they may not be framed either.
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 _INLINE = re.compile(rb"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.S | re.I)
@@ -84,7 +83,7 @@ class SecurityHeaders:
     def policy(self, path: str) -> str:
         if path == "/dashboard":
             return self.dashboard_policy
-        if path.startswith("/docs"):
+        if path.startswith(("/docs", "/redoc")):
             return DOCS_CSP
         return API_CSP
 

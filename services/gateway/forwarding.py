@@ -17,6 +17,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from yarl import URL
 
+from shared.contract import Health
+
 from .auth import AuthenticationError, Principal, principal_from_header
 from .problems import GatewayProblem, gateway_problem
 from .ratelimit import RateLimiter, address_key, principal_key
@@ -196,14 +198,19 @@ class Forwarder:
                     raise
         raise AssertionError("unreachable")
 
-    async def ready(self) -> bool:
-        """Whether the dispute service (and through it the database) answers /readyz."""
+    async def ready(self) -> tuple[bool, int | None]:
+        """Whether the dispute service (and through it the database) answers /readyz, and
+        the count of quarantined events it reports."""
         try:
-            status, _, _ = await self.send("GET", "/readyz", b"", {})
+            status, content, _ = await self.send("GET", "/readyz", b"", {})
         except (TimeoutError, aiohttp.ClientError) as exc:
             log.warning("not ready: %s", exc)
-            return False
-        return status == 200
+            return False, None
+        try:
+            quarantined = Health.model_validate_json(content).quarantined_events
+        except ValueError:
+            quarantined = None
+        return status == 200, quarantined
 
     def unavailable(self, exc: Exception) -> Exception:
         log.warning("dispute service unavailable: %s", exc)

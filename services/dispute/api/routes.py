@@ -27,6 +27,7 @@ from services.dispute.domain import (
     OrderFacts,
     rules,
 )
+from services.dispute.quarantine import Quarantine
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
 from services.dispute.settings import Settings
 from shared import contract
@@ -405,11 +406,17 @@ def healthz() -> contract.Health:
 
 
 @health.get("/readyz", response_model=contract.Health, tags=["meta"])
-def readyz(application: AppDep) -> Response:
-    """The event store answers."""
+def readyz(application: AppDep, request: Request) -> Response:
+    """The event store answers; and how many events the readers set aside."""
     try:
         application.recorder.max_notification_id()
+        quarantine: Quarantine | None = getattr(request.app.state, "quarantine", None)
+        if quarantine is None:
+            quarantine = request.app.state.quarantine = Quarantine(application)
+        quarantined = quarantine.count()
     except Exception as exc:
         log.warning("not ready: %s", exc)
         return to_response(views.json_reply(contract.Health(status="unavailable"), 503))
-    return to_response(views.json_reply(contract.Health(status="ok")))
+    return to_response(
+        views.json_reply(contract.Health(status="ok", quarantined_events=quarantined))
+    )

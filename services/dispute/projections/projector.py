@@ -27,11 +27,14 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from ..domain import Dispute
+from ..quarantine import Quarantine, printable
 from .views import VIEW_NAMES, DashboardView, PositionMoved, construct_views
 
 log = logging.getLogger(__name__)
 
 DISPUTE_TOPIC_PREFIX = get_topic(Dispute) + "."
+# A database that is down or busy: the batch is retried as it is, never quarantined.
+STORAGE_ERRORS = (InterfaceError, OperationalError)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Projector:
         self.app = app
         self.views = dict(views) if views is not None else views_of(app)
         self.batch_size = batch_size
+        self.quarantine = Quarantine(app)
 
     def run_once(self) -> int:
         """Processes at most one batch per view; returns how many notifications it read."""
@@ -67,16 +71,65 @@ class Projector:
             notifications = self._read_after(position)
             if not notifications:
                 continue
-            events = self._dispute_events(notifications)
+            try:
+                events: list[Dispute.Event] | None = self._dispute_events(notifications)
+            except STORAGE_ERRORS:
+                raise
+            except Exception:  # one of them cannot be decoded: find it, one at a time
+                events = None
             tracking = Tracking(self.app.name, notifications[-1].id)
             for view in views:
+                if events is not None:
+                    try:
+                        view.process_batch(position, tracking, events)
+                    except PositionMoved as moved:
+                        log.info("%s; reading again", moved)
+                        continue
+                    except STORAGE_ERRORS:
+                        raise
+                    except Exception as error:
+                        log.warning(
+                            "the %s view could not apply a batch (%s); one event at a time",
+                            view.name,
+                            printable(str(error), 300),
+                        )
+                    else:
+                        processed += len(notifications)
+                        continue
+                processed += self._one_at_a_time(view, position, notifications)
+        return processed
+
+    def reader_name(self, view: DashboardView) -> str:
+        """The view's name as a reader of the log: `projector:summary`..."""
+        key = next((k for k, v in self.views.items() if v is view), view.name)
+        return f"projector:{key}"
+
+    def _one_at_a_time(
+        self, view: DashboardView, position: int | None, notifications: Sequence[Notification]
+    ) -> int:
+        """Applies the batch event by event; an event the view cannot apply (decoding,
+        folding or storing it fails) is quarantined and the view moves past it, so no
+        stored event can stop the projector. Returns how many it read."""
+        done = 0
+        for notification in notifications:
+            tracking = Tracking(self.app.name, notification.id)
+            try:
+                view.process_batch(position, tracking, self._dispute_events([notification]))
+            except PositionMoved as moved:
+                log.info("%s; reading again", moved)
+                return done
+            except STORAGE_ERRORS:
+                raise
+            except Exception as error:
+                self.quarantine.record(self.reader_name(view), notification, error)
                 try:
-                    view.process_batch(position, tracking, events)
+                    view.process_batch(position, tracking, [])  # past it
                 except PositionMoved as moved:
                     log.info("%s; reading again", moved)
-                    continue
-                processed += len(notifications)
-        return processed
+                    return done
+            position = notification.id
+            done += 1
+        return done
 
     def catch_up(self) -> int:
         """Processes until no view has anything left to read; returns the count read."""
