@@ -5,6 +5,7 @@ measured), so the timed mix is only commands.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,7 +71,8 @@ def running_stack(database_url: str, *, threads: int = 16, processes: int = 1) -
             database_url, schema, Path(logs), service_token=SERVICE_TOKEN,
             jwt_secret=JWT_SECRET,
             extra_env={"DISPUTES_THREADS": str(threads), "DISPUTES_PROCESSES": str(processes),
-                       "DISPUTES_RATE_LIMIT": RATE_LIMIT},
+                       "DISPUTES_RATE_LIMIT": RATE_LIMIT,
+                       "DISPUTES_ROLE_RATE_LIMITS": json.dumps({"service": RATE_LIMIT})},
         )  # fmt: skip
         try:
             stack.start_all(others=("worker", "projector", "gateway"))

@@ -14,6 +14,8 @@ E2E_ENV = {
     "DISPUTES_SANDBOX": "1",
     "DISPUTES_WORKER_POLL_SECONDS": "0.2",
     "DISPUTES_RATE_LIMIT": "1000/second",
+    "DISPUTES_ROLE_RATE_LIMITS": '{"service": "1000/second"}',
+    "DISPUTES_UNAUTHENTICATED_RATE_LIMIT": "1000/second",
 }
 
 __all__ = ["SERVICE_TOKEN", "Stack", "e2e_stack"]

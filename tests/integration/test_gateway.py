@@ -35,6 +35,8 @@ def settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
         "service_token": SERVICE_TOKEN,
         "upstream_url": upstream_url,
         "rate_limit": "10000/second",
+        "role_rate_limits": {"service": "10000/second"},
+        "unauthenticated_rate_limit": "10000/second",
         "redis_url": None,
     }
     return GatewaySettings(_env_file=None, **{**base, **overrides})  # type: ignore[call-arg]
