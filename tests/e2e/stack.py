@@ -16,6 +16,8 @@ E2E_ENV = {
     "DISPUTES_RATE_LIMIT": "1000/second",
     "DISPUTES_ROLE_RATE_LIMITS": '{"service": "1000/second"}',
     "DISPUTES_UNAUTHENTICATED_RATE_LIMIT": "1000/second",
+    # PostgreSQL's 100 connections are shared by everyone's test runs: small pools.
+    "DISPUTES_THREADS": "4",
 }
 
 __all__ = ["SERVICE_TOKEN", "Stack", "e2e_stack"]
