@@ -274,10 +274,14 @@ async def drive(chromium: str, stack: Stack, seeded: dict[str, Any], profile: Pa
         assert await page.evaluate("sessionStorage.length") == 0
 
 
+@pytest.fixture(scope="module")
+def seeded(projected: Stack) -> dict[str, Any]:
+    return seed(projected)
+
+
 def test_the_dashboard_lists_charts_and_draws_a_case_in_chromium(
-    chromium: str, projected: Stack, tmp_path: Path
+    chromium: str, projected: Stack, seeded: dict[str, Any], tmp_path: Path
 ) -> None:
-    seeded = seed(projected)
     page = seeded["page"]  # no token needed for the page itself
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -292,3 +296,42 @@ def test_the_dashboard_lists_charts_and_draws_a_case_in_chromium(
         "dashboard-overview.png",
         "dashboard-sellers.png",
     ]
+
+
+def scrape(url: str) -> dict[str, float]:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_the_worker_and_the_projector_serve_their_metrics(
+    projected: Stack, seeded: dict[str, Any]
+) -> None:
+    worker = f"http://127.0.0.1:{projected.worker_metrics_port}"
+    projector = f"http://127.0.0.1:{projected.projector_metrics_port}"
+    # the silent seller's time-out: fired by the worker, or by the sandbox clock's move
+    fired = [scrape(u)["disputes_timeouts_fired_total"] for u in (worker, projected.service_url)]
+    assert sum(fired) >= 1
+    deadline = time.monotonic() + CATCH_UP_SECONDS  # sampled every 2 s
+    while True:
+        figures = scrape(projector)
+        by_state = {
+            state: figures.get(f'disputes_disputes{{state="{state}"}}')
+            for state in seeded["machine"]["states"]
+        }
+        if by_state.get("closed") == 2:
+            break
+        assert time.monotonic() < deadline, figures
+        time.sleep(0.5)
+    assert by_state == {
+        state: float(seeded["counts"]["by_state"].get(state, 0))
+        for state in seeded["machine"]["states"]
+    }
+    assert figures["disputes_projector_lag_events"] == 0
+    assert "disputes_deadline_worker_lag_seconds" in scrape(worker)
+    gateway = scrape(projected.gateway_url)
+    assert gateway['disputes_http_requests_total{method="GET",route="/v1/stats/{figure}",'
+                   'status="200",tier="gateway"}'] >= 1  # fmt: skip
