@@ -539,6 +539,9 @@ class Event(_Response):
     at: datetime
     actor: Actor
     request_id: str | None
+    traceparent: str | None = Field(
+        default=None, description="the W3C trace context of the request that caused it"
+    )
     payload: dict[str, Any]
 
 

@@ -47,6 +47,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.ports import refuse
+from shared.tracing import TraceMiddleware
 
 __all__ = [
     "LogSettings",
@@ -286,8 +287,11 @@ async def _metrics_endpoint(_request: Request) -> Response:
     return Response(body, media_type=media_type)
 
 
-def instrument(app: Any, tier: str) -> None:
-    """Adds the request metrics and access log, and `GET /metrics`, to a FastAPI app.
-    Call it before adding RequestIdMiddleware (which must run first, outside this)."""
+def instrument(app: Any, tier: str, *, originate_traces: bool = False) -> None:
+    """Adds the request metrics and access log, W3C trace context (and spans, when
+    tracing is on: `shared.tracing`), and `GET /metrics`, to a FastAPI app. Call it before
+    adding RequestIdMiddleware (which must run first, outside these). `originate_traces`:
+    a request without a valid traceparent starts a trace here (the public entry)."""
     app.add_route("/metrics", _metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(TraceMiddleware, originate=originate_traces)
     app.add_middleware(ObservabilityMiddleware, tier=tier)

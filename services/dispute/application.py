@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from shared.clock import Clock, SystemClock
 from shared.money import Money
+from shared.trace_context import current_traceparent
 
 from .domain import (
     COMMAND_METHODS,
@@ -66,7 +67,13 @@ class DisputeApplication(Application[UUID]):
         self.policy = policy or Policy()
 
     def context(self, actor: Actor, correlation_id: str) -> Context:
-        return Context(actor=actor, at=self.clock.now(), correlation_id=correlation_id)
+        """Who, when, and which request (its id, and its trace when it has one)."""
+        return Context(
+            actor=actor,
+            at=self.clock.now(),
+            correlation_id=correlation_id,
+            traceparent=current_traceparent(),
+        )
 
     # Orders ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from shared import observability
+from shared import observability, tracing
 from shared.ports import ensure_free
 
 from .app import create_app
@@ -21,6 +21,7 @@ def main() -> int:
         print(f"gateway: bad configuration:\n{exc}", file=sys.stderr)
         return 2
     observability.setup_logging("gateway", settings)
+    tracing.setup_tracing("gateway")  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
     ensure_free(settings.gateway_host, settings.gateway_port, "DISPUTES_GATEWAY_PORT")
     uvicorn.run(
         create_app(settings),

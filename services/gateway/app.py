@@ -121,7 +121,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
 
     app.openapi = lambda: public_openapi(app)  # type: ignore[method-assign]
-    observability.instrument(app, "gateway")
+    observability.instrument(app, "gateway", originate_traces=True)
     app.add_middleware(PathGuard)  # inside the request id, so its problems carry one
     app.add_middleware(
         HeaderLimits,

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from yarl import URL
 
 from shared.contract import Health
+from shared.trace_context import current_traceparent
 
 from .auth import AuthenticationError, Principal, principal_from_header
 from .problems import GatewayProblem, gateway_problem
@@ -158,6 +159,8 @@ class Forwarder:
         headers["X-Principal-Role"] = principal.role
         headers["X-Principal-Id"] = principal.id
         headers["X-Request-ID"] = request.state.request_id
+        if (traceparent := current_traceparent()) is not None:
+            headers["traceparent"] = traceparent  # the gateway's span, or the caller's
         target = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
         if request.url.query:
             target += "?" + request.url.query

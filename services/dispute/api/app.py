@@ -14,7 +14,7 @@ from services.dispute.application import DisputeApplication
 from services.dispute.metrics import Sampler, sample_pool
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from services.dispute.settings import Settings, load_settings
-from shared import observability
+from shared import observability, tracing
 from shared.clock import Clock, SystemClock
 from shared.request_id import RequestIdMiddleware
 
@@ -88,4 +88,5 @@ def app_from_environment() -> FastAPI:
     """The app for this process's settings: uvicorn's factory, in each worker process."""
     settings = load_settings()
     observability.setup_logging("dispute", settings)
+    tracing.setup_tracing("dispute")  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
     return create_app(settings)

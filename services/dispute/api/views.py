@@ -17,7 +17,7 @@ from shared.permissions import SEES_RECOMMENDATION
 # Fields every event has that the representation shows elsewhere (or not at all).
 _EVENT_ENVELOPE = frozenset(
     {"originator_id", "originator_version", "timestamp", "actor_role", "actor_id",
-     "correlation_id"}
+     "correlation_id", "traceparent"}
 )  # fmt: skip
 
 
@@ -144,6 +144,7 @@ def event_fields(event: Any) -> dict[str, Any]:
             role=getattr(event, "actor_role", ""), id=getattr(event, "actor_id", "")
         ),
         "request_id": getattr(event, "correlation_id", None),
+        "traceparent": getattr(event, "traceparent", None),
         "payload": jsonable(payload),
     }
 

@@ -129,6 +129,8 @@ class Dispute(Aggregate):
         actor_role: str
         actor_id: str
         correlation_id: str
+        # Events stored before traces were recorded have none: read it with getattr.
+        traceparent: str | None
         state: str
         deadlines: Deadlines
 

@@ -113,6 +113,8 @@ class Order(Aggregate):
         actor_role: str
         actor_id: str
         correlation_id: str
+        # Events stored before traces were recorded have none: read it with getattr.
+        traceparent: str | None
 
     class Registered(Event, Aggregate.Created):
         order_ref: str

@@ -120,6 +120,8 @@ class Context:
     actor: Actor
     at: datetime
     correlation_id: str
+    # The W3C traceparent of the request (None: no trace, e.g. a time-out).
+    traceparent: str | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -132,6 +134,7 @@ class Context:
             "actor_role": str(self.actor.role),
             "actor_id": self.actor.id,
             "correlation_id": self.correlation_id,
+            "traceparent": self.traceparent,
         }
 
 
