@@ -6,7 +6,7 @@
 - `SecurityHeaders`: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
   `Referrer-Policy: no-referrer` and a Content-Security-Policy on every response: the API
   and the docs may not be framed (`frame-ancestors 'none'`); the dashboard runs only its
-  own inline script and style (by hash) and talks only to this origin.
+  own script and style files (and inline ones by hash) and talks only to this origin.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ _INLINE = re.compile(rb"<(script|style)(?:\s[^>]*)?>(.*?)</\1>", re.S | re.I)
 
 
 def dashboard_csp(html: str) -> str:
-    """Only the page's own inline script and style run (by their SHA-256), it talks only
-    to this origin, and nothing may frame it."""
-    sources: dict[bytes, list[str]] = {b"script": [], b"style": []}
+    """Only the dashboard's own files (/dashboard/assets, this origin) and any inline
+    script or style of the page itself (by its SHA-256: the page has none) run; it talks
+    only to this origin, and nothing may frame it."""
+    sources: dict[bytes, list[str]] = {b"script": ["'self'"], b"style": ["'self'"]}
     for tag, body in _INLINE.findall(html.encode()):
         digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
         sources[tag.lower()].append(f"'sha256-{digest}'")
-    script = " ".join(sources[b"script"]) or "'none'"
-    style = " ".join(sources[b"style"]) or "'none'"
+    script = " ".join(sources[b"script"])
+    style = " ".join(sources[b"style"])
     return (
         f"default-src 'none'; script-src {script}; style-src {style}; connect-src 'self'; "
         "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
