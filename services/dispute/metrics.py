@@ -57,8 +57,24 @@ DISPUTES_BY_STATE = gauge(
     "disputes_disputes", "Disputes by state, as the dashboard projection counts them", ["state"]
 )
 QUARANTINED_EVENTS = gauge(
-    "disputes_quarantined_events", "Stored events a reader could not decode and set aside"
+    "disputes_quarantined_events",
+    "Stored events a reader could not apply and set aside (services.dispute.quarantine), "
+    "by reader; the worker and the projector both report the whole table",
+    ["reader"],
 )
+
+
+_quarantine_readers: set[str] = set()  # every reader reported so far, to report its 0
+
+
+def sample_quarantine(quarantine: Any) -> None:
+    """The quarantine gauge, by reader (a reader whose entries were retried goes to 0)."""
+    counts: dict[str, int] = {}
+    for entry in quarantine.entries():
+        counts[entry.reader] = counts.get(entry.reader, 0) + 1
+    _quarantine_readers.update(counts)
+    for reader in _quarantine_readers:
+        QUARANTINED_EVENTS.labels(reader).set(counts.get(reader, 0))
 
 
 def sample_pool(application: Any) -> None:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from shared import observability
 
 from .application import DisputeApplication
-from .metrics import WORKER_DUE, WORKER_OVERDUE, Sampler, sample_pool
+from .metrics import WORKER_DUE, WORKER_OVERDUE, Sampler, sample_pool, sample_quarantine
 from .scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from .settings import Settings, load_settings
 from .startup import check_database
@@ -83,6 +83,7 @@ def _sample(app: DisputeApplication, scheduler: DeadlineScheduler, clock: Servic
     overdue = (now - next_check).total_seconds() if next_check is not None else 0.0
     WORKER_OVERDUE.set(max(0.0, overdue))
     WORKER_DUE.set(scheduler.count_due(now) if overdue > 0 else 0)
+    sample_quarantine(scheduler.quarantine)
     sample_pool(app)
 
 

@@ -185,3 +185,22 @@ def test_make_run_refuses_a_busy_port_before_starting_anything() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "DISPUTES_PORT" in done.stderr
     assert "API ready" not in done.stdout + done.stderr
+
+
+def test_the_quarantine_gauge_counts_by_reader_and_drops_to_zero_when_released() -> None:
+    from types import SimpleNamespace
+
+    from services.dispute.metrics import sample_quarantine
+
+    class Table:
+        rows = [SimpleNamespace(reader="worker-x"), SimpleNamespace(reader="worker-x")]
+
+        def entries(self) -> list[SimpleNamespace]:
+            return self.rows
+
+    table = Table()
+    sample_quarantine(table)
+    assert sample("disputes_quarantined_events", reader="worker-x") == 2
+    table.rows = []
+    sample_quarantine(table)
+    assert sample("disputes_quarantined_events", reader="worker-x") == 0

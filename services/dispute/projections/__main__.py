@@ -23,6 +23,7 @@ from ..metrics import (
     PROJECTOR_LAG_SECONDS,
     Sampler,
     sample_pool,
+    sample_quarantine,
 )
 from ..settings import load_settings
 from ..startup import check_database
@@ -47,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _sample(app: DisputeApplication, queries: DashboardQueries) -> None:
+def _sample(app: DisputeApplication, queries: DashboardQueries, projector: Projector) -> None:
     """The projector's gauges: its lag, and the disputes by state it counts."""
     lag = queries.lag()
     PROJECTOR_LAG_EVENTS.set(lag["events_behind"])
@@ -55,6 +56,7 @@ def _sample(app: DisputeApplication, queries: DashboardQueries) -> None:
     counts = queries.counts_by_state()
     for state in sorted(set(rules.STATES) | set(counts)):
         DISPUTES_BY_STATE.labels(state).set(counts.get(state, 0))
+    sample_quarantine(projector.quarantine)
     sample_pool(app)
 
 
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.host, settings.projector_metrics_port, "DISPUTES_PROJECTOR_METRICS_PORT"
         )
         queries = DashboardQueries(app)
-        sampler = Sampler(lambda: _sample(app, queries)).start()
+        sampler = Sampler(lambda: _sample(app, queries, projector)).start()
         log.info("projecting %s into %s", app.name, ", ".join(projector.views))
         projector.run_forever(stop, poll_seconds=poll)
         sampler.stop()
