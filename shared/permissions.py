@@ -35,6 +35,7 @@ ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "withdraw": frozenset({BUYER}),
         "request_info": frozenset({AGENT}),
         "rule": frozenset({AGENT}),
+        "appeal": frozenset({BUYER, SELLER}),  # the party the ruling went against: the state's
         "ship_return": frozenset({BUYER}),
         "return_delivered": frozenset({SERVICE}),
         "confirm_return": frozenset({SELLER}),
@@ -44,20 +45,26 @@ ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "evidence": frozenset({BUYER, SELLER}),
         "messages": frozenset({BUYER, SELLER, AGENT}),
         "extend_deadline": frozenset({AGENT}),
+        # Reported on the order (POST /v1/orders/{order_id}/chargebacks), no dispute action.
+        "chargeback": frozenset({SERVICE}),
         # Time-outs: only the deadline worker.
         "seller_response_timeout": frozenset({SYSTEM}),
         "buyer_response_timeout": frozenset({SYSTEM}),
         "info_request_timeout": frozenset({SYSTEM}),
         "return_shipment_timeout": frozenset({SYSTEM}),
         "return_confirmation_timeout": frozenset({SYSTEM}),
+        "appeal_window_timeout": frozenset({SYSTEM}),
     }
 )
+# Triggers reported on the order rather than taken on the dispute: no action route.
+REPORTED_ON_ORDER: frozenset[str] = frozenset({"chargeback"})
 
 # Who may give the commands that are not triggers of the transition table.
 COMMANDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "put_order": frozenset({SERVICE}),  # register an order, or add shipping facts
         "extend_protection": frozenset({SELLER}),
+        "report_chargeback": frozenset({SERVICE}),  # the payments service
         "open_dispute": frozenset({BUYER}),
         "read_feed": frozenset({SERVICE, AGENT, AUDITOR}),
         "read_stats": frozenset({AGENT, AUDITOR, SERVICE}),
@@ -84,6 +91,7 @@ ROUTES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
     {
         ("PUT", "/v1/orders/{order_id}"): COMMANDS["put_order"],
         ("POST", "/v1/orders/{order_id}/protection-extensions"): COMMANDS["extend_protection"],
+        ("POST", "/v1/orders/{order_id}/chargebacks"): COMMANDS["report_chargeback"],
         ("GET", "/v1/orders/{order_id}"): EVERYONE,
         ("POST", "/v1/disputes"): COMMANDS["open_dispute"],
         ("GET", "/v1/disputes"): EVERYONE,
@@ -99,7 +107,7 @@ ROUTES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         **{
             ("POST", action_path(action_name(trigger))): roles & CALLER_ROLES
             for trigger, roles in ACTIONS.items()
-            if roles & CALLER_ROLES
+            if roles & CALLER_ROLES and trigger not in REPORTED_ON_ORDER
         },
     }
 )

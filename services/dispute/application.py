@@ -124,6 +124,46 @@ class DisputeApplication(Application[UUID]):
         self._save(order, f"order {order_ref}", **_respond(respond, order, False))
         return order
 
+    def record_chargeback(
+        self,
+        actor: Actor,
+        correlation_id: str,
+        order_ref: str,
+        *,
+        reference: object,
+        amount: Money,
+        reason: object,
+        opened_at: object,
+        respond: Respond | None = None,
+    ) -> Order:
+        """Records a chargeback the payments service reports on an order, and closes the
+        order's open dispute with outcome `chargeback` (both in one transaction).
+
+        A dispute already closed with a refund paid makes it a double recovery.
+        """
+        order = self.get_order(actor, order_ref)
+        ctx = self.context(actor, correlation_id)
+        dispute: Dispute | None = None
+        if order.dispute_id is not None:
+            dispute = self.repository.get(_uuid(order.dispute_id))
+        refund = dispute.refund if dispute is not None else None
+        paid = refund["amount"] if refund and refund.get("paid_at") is not None else None
+        chargeback = order.record_chargeback(
+            ctx, reference=reference, amount=amount, reason=reason, opened_at=opened_at,
+            refund_paid=paid,
+        )  # fmt: skip
+        changed: list[Order | Dispute] = [order]
+        if dispute is not None and dispute.state != rules.CLOSED:
+            dispute.close_by_chargeback(
+                ctx, reference=chargeback["reference"], amount=chargeback["amount"]
+            )
+            changed.append(dispute)
+        try:
+            self.save(*changed, **_respond(respond, order, True))
+        except IntegrityError:
+            raise ConcurrentUpdate(f"order {order_ref}") from None
+        return order
+
     def get_order(self, actor: Actor, order_ref: str) -> Order:
         order = self._find_order(order_ref)
         if order is None or not order.visible_to(actor):

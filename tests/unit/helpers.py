@@ -20,16 +20,19 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 ORDER_AMOUNT = 10_000
 CURRENCY = "USD"
 POLICY = Policy()
+NO_APPEALS = Policy(appeal_window_days=0)  # a ruling takes effect at once
 
 BUYER = Actor(Role.BUYER, "buyer-1")
 SELLER = Actor(Role.SELLER, "seller-1")
 AGENT = Actor(Role.AGENT, "agent-1")
+AGENT_2 = Actor(Role.AGENT, "agent-2")  # four eyes: decides appeals of agent-1's rulings
 SERVICE = Actor(Role.SERVICE, "payments")
 AUDITOR = Actor(Role.AUDITOR, "auditor-1")
 SYSTEM = Actor(Role.SYSTEM, "deadline-worker")
 OTHER_BUYER = Actor(Role.BUYER, "buyer-2")
 OTHER_SELLER = Actor(Role.SELLER, "seller-2")
-ALL_ACTORS = [BUYER, SELLER, AGENT, SERVICE, AUDITOR, SYSTEM, OTHER_BUYER, OTHER_SELLER]
+ALL_ACTORS = [BUYER, SELLER, AGENT, AGENT_2, SERVICE, AUDITOR, SYSTEM, OTHER_BUYER,
+              OTHER_SELLER]  # fmt: skip
 
 
 def item(kind: str = "photo", n: int = 1) -> dict[str, str]:
@@ -161,6 +164,34 @@ def offer_in_review(
     return case
 
 
+def ruled(decision: str = "full_refund", amount: int | None = None, **kwargs: Any) -> Case:
+    """Ruled by agent-1, within the appeal window (default policy: 3 days)."""
+    case = under_review(**kwargs)
+    case.dispute.rule(
+        case.later(hours=1).by(AGENT), decision=decision, amount=amount, rationale="Seen it"
+    )
+    return case
+
+
+def under_appeal(
+    decision: str = "full_refund",
+    amount: int | None = None,
+    appellant: Actor = SELLER,
+    **kwargs: Any,
+) -> Case:
+    """The party the ruling went against appealed it with new evidence."""
+    case = ruled(decision, amount, **kwargs)
+    case.dispute.file_appeal(
+        case.later(hours=1).by(appellant), reason="New photos", evidence=[item("photo", 7)]
+    )
+    return case
+
+
+def not_shipped(**kwargs: Any) -> Case:
+    """A request to cancel an order that has not shipped: full refund, no evidence."""
+    return open_case(reason="not_shipped", evidence=(), **kwargs)
+
+
 def awaiting_return(reason: str = "damaged", amount: int = ORDER_AMOUNT, **kw: Any) -> Case:
     case = open_case(reason=reason, resolution="return_and_refund", amount=amount, **kw)
     case.dispute.accept(case.later(hours=1).by(SELLER))
@@ -196,6 +227,8 @@ BUILDERS = {
     "awaiting_seller": open_case,
     "negotiating": buyers_turn,
     "under_review": under_review,
+    "ruled": ruled,
+    "under_appeal": under_appeal,
     "awaiting_return": awaiting_return,
     "return_in_transit": return_in_transit,
     "refund_pending": refund_pending,

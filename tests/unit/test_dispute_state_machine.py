@@ -26,6 +26,7 @@ from shared.money import Money
 
 from .helpers import (
     AGENT,
+    AGENT_2,
     ALL_ACTORS,
     BUYER,
     ORDER_AMOUNT,
@@ -44,8 +45,10 @@ from .helpers import (
     refund_pending,
     return_delivered,
     return_in_transit,
+    ruled,
     sellers_turn,
     snapshot,
+    under_appeal,
     under_review,
     with_offer,
 )
@@ -85,6 +88,7 @@ ARGS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "messages": combos(body=TEXT),
     "request_info": combos(from_=["buyer", "seller", "agent"], question=TEXT,
                            due_at=[None, *TIMES]),
+    "appeal": combos(reason=TEXT, evidence=[[], [PHOTO], [{"kind": "photo"}]]),
     "rule": combos(decision=["full_refund", "partial_refund", "return_and_refund",
                              "seller_favoured", "split"], amount=AMOUNTS,
                    return_shipping_paid_by=[None, "buyer", "seller", "agent"],
@@ -111,6 +115,7 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "revise": combos(requested_resolution=["refund_only", "return_and_refund"],
                      amount=[1, 6_000, ORDER_AMOUNT]),
     "escalate": st.just({"reason": "ok"}),
+    "appeal": st.just({"reason": "new photos", "evidence": [PHOTO]}),
     "withdraw": st.just({"reason": "ok"}),
     "evidence": st.just({"evidence": [PHOTO]}),
     "messages": st.just({"body": "ok"}),
@@ -127,13 +132,16 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "refund_failed": st.just({"reason": "bank down"}),
     "extend_deadline": st.just({"until": In(days=20), "reason": "ok"}),
 }  # fmt: skip
-PARTICIPANTS = [BUYER, SELLER, AGENT, SERVICE]
+PARTICIPANTS = [BUYER, SELLER, AGENT, AGENT_2, SERVICE]
 STARTS = {
     "buyers_turn": buyers_turn,
     "sellers_turn": sellers_turn,
     "with_offer": with_offer,
     "under_review": under_review,
     "offer_in_review": offer_in_review,
+    "ruled": ruled,
+    "ruled_for_the_seller": lambda **kw: ruled("seller_favoured", **kw),
+    "under_appeal": under_appeal,
     "awaiting_return": awaiting_return,
     "return_in_transit": return_in_transit,
     "return_delivered": return_delivered,
@@ -161,16 +169,28 @@ class DisputeLifecycle(RuleBasedStateMachine):
         amount=st.sampled_from([1, 2_500, ORDER_AMOUNT - 1, ORDER_AMOUNT]),
         method=st.sampled_from(["card", "wallet", "other"]),
         slow_reason=st.booleans(),
+        appeal_window=st.sampled_from([0, 3]),
         start=st.sampled_from(["open", *STARTS]),
     )
     def open(self, reason: str, resolution: str, amount: int, method: str,
-             slow_reason: bool, start: str) -> None:  # fmt: skip
+             slow_reason: bool, appeal_window: int, start: str) -> None:  # fmt: skip
         """A new dispute, or one already brought to a later stage (so that short runs
         reach every state), with all of its events so far."""
-        policy = Policy(seller_response_days_by_reason={reason: 12} if slow_reason else {})
+        policy = Policy(seller_response_days_by_reason={reason: 12} if slow_reason else {},
+                        appeal_window_days=appeal_window)  # fmt: skip
+        if reason == Reason.NOT_SHIPPED:  # cancelling before shipment: full refund only
+            resolution, amount, start = "refund_only", ORDER_AMOUNT, "open"
+        if start in ("ruled", "ruled_for_the_seller", "under_appeal"):
+            policy = Policy(appeal_window_days=3)  # these stages exist only with appeals on
         if start == "open":
-            self.case = open_case(reason=reason, resolution=resolution, amount=amount,
-                                  payment_method=method, policy=policy)  # fmt: skip
+            self.case = open_case(
+                reason=reason,
+                resolution=resolution,
+                amount=amount,
+                payment_method=method,
+                policy=policy,
+                evidence=() if reason == Reason.NOT_SHIPPED else (PHOTO,),
+            )
         else:
             self.case = STARTS[start](reason=reason, payment_method=method, policy=policy)
         self.events: list[Any] = self.case.dispute.collect_events()
@@ -233,6 +253,19 @@ class DisputeLifecycle(RuleBasedStateMachine):
         error = self._attempt(lambda: self.case.dispute.fire_timeout(self.case.by(actor), trigger))
         assert (error is None) == (due and actor == SYSTEM), (trigger, error)
 
+    @rule(actor=st.sampled_from([SERVICE, BUYER, AGENT, SYSTEM]))
+    def report_a_chargeback(self, actor: Actor) -> None:
+        """The payments service reports a chargeback on the order: any open dispute closes."""
+        was_open = self.case.dispute.state != rules.CLOSED
+        error = self._attempt(
+            lambda: self.case.dispute.close_by_chargeback(
+                self.case.by(actor), reference="CB-1", amount=ORDER_AMOUNT
+            )
+        )
+        assert (error is None) == (was_open and actor == SERVICE), error
+        if error is None:
+            assert self.case.dispute.outcome == "chargeback"
+
     @rule()
     def fire_every_due_time_out(self) -> None:
         for trigger in self.case.dispute.due_timeouts(self.case.at):
@@ -257,6 +290,27 @@ class DisputeLifecycle(RuleBasedStateMachine):
         elif dispute.state == rules.CLOSED:
             self.closed_state = copy.deepcopy(state_of(dispute))
             assert dispute.outcome is not None and dispute.deadlines == []
+
+    @invariant()
+    def an_appeal_is_filed_once_and_decided_by_another_agent(self) -> None:
+        d = self.case.dispute
+        appeals = [e for e in self.events if isinstance(e, Dispute.Appealed)]
+        assert len(appeals) <= 1
+        if d.appeal is not None:
+            first = d.appeal["first_ruling"]
+            assert d.appeal["by"] in rules.APPEALABLE_BY[first["decision"]]
+            if d.appeal["decided_by"] is not None:
+                assert d.appeal["decided_by"] != first["agent_id"]
+                assert d.ruling is not None and d.ruling["agent_id"] == d.appeal["decided_by"]
+        if d.state == rules.RULED:
+            assert d.ruling is not None and d.ruling["final_at"] is not None
+            assert [k["kind"] for k in d.deadlines] == ["appeal_window"]
+
+    @invariant()
+    def no_refund_is_paid_once_charged_back(self) -> None:
+        d = self.case.dispute
+        if d.outcome == "chargeback":
+            assert d.state == rules.CLOSED and (d.refund or {}).get("paid_at") is None
 
     @invariant()
     def money_never_exceeds_the_order_amount(self) -> None:

@@ -1,4 +1,7 @@
-"""Review by the marketplace: information requests, offers during review, the ruling."""
+"""Review by the marketplace: information requests, offers during review, the ruling.
+
+Rulings here take effect at once (a policy with no appeal window); test_appeals.py covers
+the window, appeals and the ruling that takes effect after it."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from services.dispute.domain import add_business_days, rules
 from services.dispute.domain.errors import ActionNotAllowed, InvalidInput
 from services.dispute.domain.values import Outcome
 
+from . import helpers
 from .helpers import (
     AGENT,
     BUYER,
+    NO_APPEALS,
     ORDER_AMOUNT,
     PHOTO,
     SELLER,
@@ -21,8 +26,11 @@ from .helpers import (
     buyers_turn,
     offer_in_review,
     snapshot,
-    under_review,
 )
+
+
+def under_review(**kwargs: object) -> Case:
+    return helpers.under_review(**{"policy": NO_APPEALS, **kwargs})
 
 
 def asked(party: str = "buyer") -> Case:

@@ -20,10 +20,12 @@ from services.dispute.domain.values import Actor, Context, Role
 
 from .helpers import (
     AGENT,
+    AGENT_2,
     ALL_ACTORS,
     AUDITOR,
     BUILDERS,
     BUYER,
+    NO_APPEALS,
     OTHER_BUYER,
     OTHER_SELLER,
     PHOTO,
@@ -38,8 +40,10 @@ from .helpers import (
     refund_pending,
     return_delivered,
     return_in_transit,
+    ruled,
     sellers_turn,
     snapshot,
+    under_appeal,
     under_review,
     with_offer,
 )
@@ -90,7 +94,34 @@ def return_leg(reason: str = "damaged") -> Callable[[], Case]:
     return lambda: awaiting_return(reason=reason)
 
 
+def no_appeals() -> Case:
+    return under_review(policy=NO_APPEALS)
+
+
+def ruled_as(decision: str) -> Callable[[], Case]:
+    return lambda: ruled(decision)
+
+
+def asked_in_appeal() -> Case:
+    case = under_appeal()
+    ask_buyer(case.dispute, case.later(hours=1).by(AGENT_2))
+    return case
+
+
+def appeal(d: Dispute, c: Context) -> None:
+    d.file_appeal(c, reason="The photos were of another parcel", evidence=[PHOTO])
+
+
+def chargeback(d: Dispute, c: Context) -> None:
+    d.close_by_chargeback(c, reference="CB-1", amount=d.order_amount)
+
+
+def rule_as(decision: str) -> Call:
+    return lambda d, c: d.rule(c, decision=decision, rationale="Decided")
+
+
 A, N, U = rules.AWAITING_SELLER, rules.NEGOTIATING, rules.UNDER_REVIEW
+R, UA = rules.RULED, rules.UNDER_APPEAL
 AR, RT, RP, C = rules.AWAITING_RETURN, rules.RETURN_IN_TRANSIT, rules.REFUND_PENDING, rules.CLOSED
 DAYS_5 = {"days": 5}
 
@@ -170,22 +201,40 @@ SCENARIOS: dict[tuple[str, str, str], Pull] = {
     ("info_request_timeout", U, U): Pull(
         asked_buyer, SYSTEM, timeout("info_request_timeout"), {"days": 3}
     ),
-    ("rule", U, RP): Pull(
-        under_review, AGENT, lambda d, c: d.rule(c, decision="full_refund", rationale="Photos")
-    ),
-    ("rule", U, AR): Pull(
-        under_review,
-        AGENT,
-        lambda d, c: d.rule(c, decision="return_and_refund", rationale="Inspect it"),
-    ),
-    ("rule", U, C): Pull(
-        under_review,
-        AGENT,
-        lambda d, c: d.rule(c, decision="seller_favoured", rationale="Not damaged"),
-    ),
+    ("rule", U, R): Pull(under_review, AGENT, rule_as("full_refund")),
+    ("rule", U, RP): Pull(no_appeals, AGENT, rule_as("full_refund")),
+    ("rule", U, AR): Pull(no_appeals, AGENT, rule_as("return_and_refund")),
+    ("rule", U, C): Pull(no_appeals, AGENT, rule_as("seller_favoured")),
     ("evidence", U, U): Pull(under_review, BUYER, evidence),
     ("messages", U, U): Pull(under_review, BUYER, message),
     ("extend_deadline", U, U): Pull(under_review, AGENT, extend_first_deadline),
+    # Ruled: the appeal window
+    ("appeal", R, UA): Pull(ruled, SELLER, appeal),
+    ("appeal_window_timeout", R, RP): Pull(
+        ruled, SYSTEM, timeout("appeal_window_timeout"), {"days": 3}
+    ),
+    ("appeal_window_timeout", R, AR): Pull(
+        ruled_as("return_and_refund"), SYSTEM, timeout("appeal_window_timeout"), {"days": 3}
+    ),
+    ("appeal_window_timeout", R, C): Pull(
+        ruled_as("seller_favoured"), SYSTEM, timeout("appeal_window_timeout"), {"days": 3}
+    ),
+    ("withdraw", R, C): Pull(ruled, BUYER, lambda d, c: d.withdraw(c, reason="Let it go")),
+    ("evidence", R, R): Pull(ruled, SELLER, evidence),
+    ("messages", R, R): Pull(ruled, BUYER, message),
+    ("extend_deadline", R, R): Pull(ruled, AGENT, extend_first_deadline),
+    # The appeal, decided by another agent
+    ("rule", UA, RP): Pull(under_appeal, AGENT_2, rule_as("full_refund")),
+    ("rule", UA, AR): Pull(under_appeal, AGENT_2, rule_as("return_and_refund")),
+    ("rule", UA, C): Pull(under_appeal, AGENT_2, rule_as("seller_favoured")),
+    ("request_info", UA, UA): Pull(under_appeal, AGENT_2, ask_buyer),
+    ("info_request_timeout", UA, UA): Pull(
+        asked_in_appeal, SYSTEM, timeout("info_request_timeout"), {"days": 3}
+    ),
+    ("withdraw", UA, C): Pull(under_appeal, BUYER, lambda d, c: d.withdraw(c, reason="Tired")),
+    ("evidence", UA, UA): Pull(under_appeal, SELLER, evidence),
+    ("messages", UA, UA): Pull(under_appeal, AGENT, message),
+    ("extend_deadline", UA, UA): Pull(under_appeal, AGENT_2, extend_first_deadline),
     # The return leg
     ("ship_return", AR, RT): Pull(
         return_leg(), BUYER, lambda d, c: d.ship_return(c, carrier="UPS", tracking_number="1Z")
@@ -217,6 +266,12 @@ SCENARIOS: dict[tuple[str, str, str], Pull] = {
         refund_pending, SERVICE, lambda d, c: d.refund_failed(c, reason="Card expired")
     ),
     ("messages", RP, RP): Pull(refund_pending, BUYER, message),
+    # A chargeback reported on the order closes the dispute in any open state
+    **{
+        ("chargeback", state, C): Pull(build, SERVICE, chargeback)
+        for state, build in BUILDERS.items()
+        if state != C
+    },
 }
 
 # Rows whose guards can never all pass: in refund_pending the only deadline is the
@@ -323,7 +378,7 @@ def allowed_by_trying(case: Case, actor: Actor) -> list[str]:
 
 def _passes_check(trigger: str, dispute: Dispute, actor: Actor, case: Case) -> bool:
     try:
-        rules.check(trigger, dispute, actor.role, case.at)
+        rules.check(trigger, dispute, actor.role, case.at, actor.id)
     except (RoleNotPermitted, ActionNotAllowed):
         return False
     return True
@@ -335,10 +390,14 @@ STATE_CASES: dict[str, Callable[[], Case]] = {
     "negotiating (offer standing)": with_offer,
     "under_review (offer standing)": offer_in_review,
     "return_in_transit (delivered)": return_delivered,
+    "ruled (seller favoured)": ruled_as("seller_favoured"),
+    "ruled (partial refund)": lambda: ruled("partial_refund", 2_500),
 }
 
 
-@pytest.mark.parametrize("actor", [BUYER, SELLER, AGENT, SERVICE, AUDITOR, SYSTEM], ids=str)
+@pytest.mark.parametrize(
+    "actor", [BUYER, SELLER, AGENT, AGENT_2, SERVICE, AUDITOR, SYSTEM], ids=lambda a: a.id
+)
 @pytest.mark.parametrize("name", sorted(STATE_CASES))
 def test_allowed_actions_are_exactly_the_actions_the_table_lets_the_role_take_now(
     name: str, actor: Actor
@@ -374,6 +433,17 @@ def test_allowed_actions_are_exactly_the_actions_the_table_lets_the_role_take_no
         ("return_in_transit (delivered)", SERVICE, []),
         ("refund_pending", SERVICE, ["refund-paid", "refund-failed"]),
         ("refund_pending", AGENT, ["messages"]),
+        ("ruled", SELLER, ["appeal", "evidence", "messages"]),
+        ("ruled", BUYER, ["withdraw", "evidence", "messages"]),
+        ("ruled", AGENT, ["messages", "extend-deadline"]),
+        ("ruled (seller favoured)", BUYER, ["withdraw", "appeal", "evidence", "messages"]),
+        ("ruled (seller favoured)", SELLER, ["evidence", "messages"]),
+        ("ruled (partial refund)", SELLER, ["appeal", "evidence", "messages"]),
+        ("ruled (partial refund)", BUYER, ["withdraw", "appeal", "evidence", "messages"]),
+        ("under_appeal", AGENT, ["request-info", "messages", "extend-deadline"]),
+        ("under_appeal", AGENT_2, ["request-info", "rule", "messages", "extend-deadline"]),
+        ("under_appeal", SELLER, ["evidence", "messages"]),
+        ("under_appeal", BUYER, ["withdraw", "evidence", "messages"]),
     ],
 )  # fmt: skip
 def test_allowed_actions_per_role_follow_the_lifecycle(
@@ -405,6 +475,8 @@ COMMANDS: dict[str, Call] = {
     "messages": message,
     "request_info": ask_buyer,
     "rule": lambda d, c: d.rule(c, decision="full_refund", rationale="x"),
+    "appeal": appeal,
+    "chargeback": chargeback,
     "ship_return": lambda d, c: d.ship_return(c, carrier="x", tracking_number="y"),
     "return_delivered": lambda d, c: d.return_delivered(c, delivered_at=c.at),
     "confirm_return": lambda d, c: d.confirm_return(c),

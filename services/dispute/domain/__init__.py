@@ -7,6 +7,7 @@ from . import rules
 from .dispute import COMMAND_METHODS, Dispute, dispute_id
 from .errors import (
     ActionNotAllowed,
+    ChargebackExists,
     ConcurrentUpdate,
     DisputeAlreadyExists,
     DisputeNotFound,
@@ -14,6 +15,8 @@ from .errors import (
     ExtensionRefused,
     InvalidInput,
     NotFound,
+    OrderAlreadyShipped,
+    OrderChargedBack,
     OrderFactsConflict,
     OrderNotFound,
     ProtectionEnded,
@@ -30,6 +33,7 @@ __all__ = [
     "COMMAND_METHODS",
     "ActionNotAllowed",
     "Actor",
+    "ChargebackExists",
     "ConcurrentUpdate",
     "Context",
     "Dispute",
@@ -40,6 +44,8 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "Order",
+    "OrderAlreadyShipped",
+    "OrderChargedBack",
     "OrderFacts",
     "OrderFactsConflict",
     "OrderNotFound",

@@ -23,6 +23,8 @@ from .errors import (
     DisputeAlreadyExists,
     DisputeNotFound,
     InvalidInput,
+    OrderAlreadyShipped,
+    OrderChargedBack,
     OrderNotFound,
     ProtectionEnded,
     RoleNotPermitted,
@@ -39,6 +41,7 @@ from .values import (
     OfferType,
     Outcome,
     Party,
+    Reason,
     RequestedResolution,
     Role,
     Settlement,
@@ -70,6 +73,7 @@ COMMAND_METHODS: dict[str, str] = {
     "messages": "post_message",
     "request_info": "request_info",
     "rule": "rule",
+    "appeal": "file_appeal",
     "ship_return": "ship_return",
     "return_delivered": "return_delivered",
     "confirm_return": "confirm_return",
@@ -120,6 +124,13 @@ class Dispute(Aggregate):
         refund: dict[str, Any] | None
         outcome: str | None
         closed_at: datetime | None
+        appeal: dict[str, Any] | None
+        chargeback: dict[str, Any] | None
+
+    # Set by events that histories recorded before appeals and chargebacks existed do not
+    # have (and absent from their snapshots): read through these defaults.
+    appeal = None
+    chargeback = None
 
     # Events ----------------------------------------------------------------------------
 
@@ -189,6 +200,8 @@ class Dispute(Aggregate):
             dispute.refund = None
             dispute.outcome = None
             dispute.closed_at = None
+            dispute.appeal = None
+            dispute.chargeback = None
 
     class Settled(Event):
         """A resolution was reached: agreed, ruled, or granted by the seller's silence."""
@@ -222,24 +235,95 @@ class Dispute(Aggregate):
         pass
 
     class Ruled(Settled):
+        """A ruling that takes effect at once: appeals off (or a history recorded before
+        appeals existed)."""
+
         decision: str
         amount: int | None
         return_shipping_paid_by: str | None
         rationale: str
 
         def settled(self, dispute: Dispute) -> None:
-            dispute.ruling = {
-                "decision": self.decision,
+            dispute._put_ruling(self, final_at=self.timestamp)
+
+    class AppealRuled(Ruled):
+        """Another agent decided the appeal: final, and takes effect at once."""
+
+        def settled(self, dispute: Dispute) -> None:
+            first = (dispute.appeal or {}).get("first_ruling") or {}
+            super().settled(dispute)
+            overturned = (first.get("decision"), first.get("amount")) != (
+                self.decision,
+                self.amount,
+            )
+            dispute.appeal = {
+                **(dispute.appeal or {}),
+                "decided_at": self.timestamp,
+                "decided_by": self.actor_id,
+                "overturned": overturned,
+            }
+
+    class RulingTookEffect(Settled):
+        """The appeal window ended without an appeal: the ruling takes effect."""
+
+        def settled(self, dispute: Dispute) -> None:
+            assert dispute.ruling is not None
+            dispute.ruling = {**dispute.ruling, "final_at": self.timestamp}
+
+    class RulingIssued(Event):
+        """The agent ruled; the ruling is on the record and final after the appeal window."""
+
+        decision: str
+        amount: int | None
+        return_shipping_paid_by: str | None
+        rationale: str
+        final_at: datetime
+
+        def change(self, dispute: Dispute) -> None:
+            dispute.turn = None
+            dispute.standing_offer = None
+            dispute._put_ruling(self, final_at=self.final_at)
+
+    class Appealed(Event):
+        """The party the ruling went against appealed it, with a reason and new evidence."""
+
+        reason: str
+        evidence: list[dict[str, Any]]
+
+        def change(self, dispute: Dispute) -> None:
+            dispute.appeal = {
+                "by": self.actor_role,
+                "by_id": self.actor_id,
+                "reason": self.reason,
+                "at": self.timestamp,
+                "first_ruling": dict(dispute.ruling or {}),
+                "decided_at": None,
+                "decided_by": None,
+                "overturned": None,
+            }
+            if dispute.ruling is not None:
+                dispute.ruling = {**dispute.ruling, "final_at": None}
+            dispute.evidence += [
+                {**item, "added_by": self.actor_role, "at": self.timestamp}
+                for item in self.evidence
+            ]
+
+    class ChargedBack(Event):
+        """A chargeback on the order closed the dispute: the card network decides now, and
+        the marketplace pays no refund for this dispute."""
+
+        reference: str
+        amount: int
+        outcome: str
+
+        def change(self, dispute: Dispute) -> None:
+            dispute.outcome = self.outcome
+            dispute.standing_offer = None
+            dispute.chargeback = {
+                "reference": self.reference,
                 "amount": self.amount,
-                "return_shipping_paid_by": self.return_shipping_paid_by,
-                "rationale": self.rationale,
-                "agent_id": self.actor_id,
                 "at": self.timestamp,
             }
-            dispute.info_requests = [
-                {**r, "status": "closed"} if r["status"] == "open" else r
-                for r in dispute.info_requests
-            ]
 
     class SellerRejected(Event):
         reason: str
@@ -457,6 +541,9 @@ class Dispute(Aggregate):
             raise OrderNotFound(order.order_ref)  # not the buyer's order: do not reveal it
         if order.dispute_id is not None:
             raise DisputeAlreadyExists(order.order_ref, order.dispute_id)
+        chargebacks = getattr(order, "chargebacks", [])
+        if chargebacks:
+            raise OrderChargedBack(order.order_ref, chargebacks[0]["reference"])
         if ctx.at > order.protection_ends_at:
             raise ProtectionEnded(order.order_ref, order.protection_ends_at)
         reason_value = parse_reason(reason)
@@ -468,6 +555,8 @@ class Dispute(Aggregate):
                 f"amount.currency must be the order's currency, {order.currency}",
             )
         requested = amount_in_range(amount.amount, order.amount, "amount.amount")
+        if reason_value == Reason.NOT_SHIPPED:
+            cls._check_cancellation(order, resolution, requested)
         description_text = text(description, "description")
         items = evidence_items(evidence)
         if reason_value in QUALITY_REASONS and not any(
@@ -500,6 +589,24 @@ class Dispute(Aggregate):
         order.record_dispute(ctx, str(dispute.id))
         return dispute
 
+    @staticmethod
+    def _check_cancellation(order: Order, resolution: str, requested: int) -> None:
+        """Cancelling before shipment: only unshipped, refund only, the full amount."""
+        if order.shipped_at is not None:
+            raise OrderAlreadyShipped(order.order_ref, order.shipped_at)
+        if resolution != RequestedResolution.REFUND_ONLY:
+            raise InvalidInput(
+                "requested_resolution",
+                "refund_only_when_not_shipped",
+                "a not_shipped dispute asks for refund_only: there is nothing to return",
+            )
+        if requested != order.amount:
+            raise InvalidInput(
+                "amount.amount",
+                "equals_order_amount",
+                f"a not_shipped dispute asks for the full order amount, {order.amount}",
+            )
+
     # Commands of the parties, agents and services --------------------------------------
 
     def accept(self, ctx: Context) -> None:
@@ -514,6 +621,14 @@ class Dispute(Aggregate):
         self._check(ctx, "reject")
         reason_text = text(reason, "reason")
         items = evidence_items(evidence)
+        if self.reason == Reason.NOT_SHIPPED and not any(
+            i["kind"] == EvidenceKind.TRACKING for i in items
+        ):
+            raise InvalidInput(
+                "evidence",
+                "tracking_required",
+                "rejecting a not_shipped dispute needs proof of shipment: a tracking item",
+            )
         self._record(
             ctx, "reject", self.SellerRejected, deadlines=self._turn_to(Role.BUYER, ctx.at),
             reason=reason_text, evidence=items,
@@ -640,10 +755,51 @@ class Dispute(Aggregate):
                     "return_shipping_paid_by applies only to a return_and_refund decision",
                 )
             paid_by = enum_value(Party, return_shipping_paid_by, "return_shipping_paid_by")
+        ruling: dict[str, Any] = {
+            "decision": decision_value, "amount": ruled_amount,
+            "return_shipping_paid_by": paid_by, "rationale": rationale_text,
+        }  # fmt: skip
+        state = rules.destination("rule", self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
+        if state == rules.RULED:
+            final_at = days_after(ctx.at, self.policy["appeal_window_days"])
+            against = rules.APPEALABLE_BY[decision_value]
+            due_from = against[0] if len(against) == 1 else "parties"
+            self._record(
+                ctx, "rule", self.RulingIssued,
+                deadlines=[_deadline("appeal_window", due_from, final_at)],
+                final_at=final_at, **ruling,
+            )  # fmt: skip
+            return
+        event_class = self.AppealRuled if self.state == rules.UNDER_APPEAL else self.Ruled
         self._settle(
-            ctx, "rule", self.Ruled, settlement, ruled_amount, shipping_paid_by=paid_by,
-            decision=decision_value, amount=ruled_amount, return_shipping_paid_by=paid_by,
-            rationale=rationale_text,
+            ctx, "rule", event_class, settlement, ruled_amount, shipping_paid_by=paid_by,
+            **ruling,
+        )  # fmt: skip
+
+    def file_appeal(
+        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
+    ) -> None:
+        """The party the ruling went against appeals it, once, with new evidence."""
+        self._check(ctx, "appeal")
+        reason_text = text(reason, "reason")
+        items = evidence_items(evidence)
+        if not items:
+            raise InvalidInput(
+                "evidence", "min_items", "an appeal needs new evidence: at least one item"
+            )
+        due = add_business_days(ctx.at, self.policy["ruling_sla_business_days"])
+        self._record(
+            ctx, "appeal", self.Appealed, deadlines=[_deadline("appeal_ruling", Role.AGENT, due)],
+            reason=reason_text, evidence=items,
+        )  # fmt: skip
+
+    def close_by_chargeback(self, ctx: Context, *, reference: str, amount: int) -> None:
+        """A chargeback was reported on the order (recorded there, `Order.record_chargeback`):
+        an open dispute closes with outcome chargeback."""
+        self._check(ctx, "chargeback")
+        self._record(
+            ctx, "chargeback", self.ChargedBack, deadlines=[], reference=reference,
+            amount=amount, outcome=Outcome.CHARGEBACK.value,
         )  # fmt: skip
 
     def ship_return(self, ctx: Context, *, carrier: object, tracking_number: object) -> None:
@@ -761,6 +917,13 @@ class Dispute(Aggregate):
             )  # fmt: skip
         elif trigger == "return_confirmation_timeout":
             self._start_refund(ctx, trigger, self.ReturnConfirmationLapsed)
+        elif trigger == "appeal_window_timeout":
+            assert self.ruling is not None  # the table's source state is `ruled`
+            settlement, ruled_amount = self._terms_of(self.ruling)
+            self._settle(
+                ctx, trigger, self.RulingTookEffect, settlement, ruled_amount,
+                shipping_paid_by=self.ruling.get("return_shipping_paid_by"),
+            )  # fmt: skip
         elif trigger == "info_request_timeout":
             lapsed = [
                 d for d in self.deadlines
@@ -784,7 +947,7 @@ class Dispute(Aggregate):
     def allowed_actions(self, actor: Actor) -> list[str]:
         if not self.visible_to(actor):
             return []
-        return rules.allowed_actions(self, actor.role)
+        return rules.allowed_actions(self, actor.role, actor.id)
 
     def due_timeouts(self, at: datetime) -> list[str]:
         return rules.due_timeouts(self, at)
@@ -797,7 +960,7 @@ class Dispute(Aggregate):
         the trigger and whether the dispute's state allows it now."""
         if not self.visible_to(ctx.actor):
             raise DisputeNotFound(str(self.id))
-        rules.check(trigger, self, ctx.actor.role, ctx.at)
+        rules.check(trigger, self, ctx.actor.role, ctx.at, ctx.actor.id)
 
     def _record(
         self,
@@ -809,7 +972,7 @@ class Dispute(Aggregate):
         settlement: str | None = None,
         **fields: Any,
     ) -> None:
-        state = rules.destination(trigger, self, ctx.actor.role, ctx.at, settlement)
+        state = rules.destination(trigger, self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
         self.trigger_event(event_class, **ctx.stamp(), state=state, deadlines=deadlines, **fields)
 
     def _settle(
@@ -823,7 +986,7 @@ class Dispute(Aggregate):
         shipping_paid_by: str | None = None,
         **fields: Any,
     ) -> None:
-        state = rules.destination(trigger, self, ctx.actor.role, ctx.at, settlement)
+        state = rules.destination(trigger, self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
         amount = settled_amount
         resolution = {"settlement": settlement, "amount": amount, "via": trigger}
         refund = return_shipment = outcome = None
@@ -895,6 +1058,31 @@ class Dispute(Aggregate):
         kind = Settlement.RETURN if decision == Decision.RETURN_AND_REFUND else Settlement.REFUND
         return kind.value, value
 
+    @staticmethod
+    def _terms_of(ruling: Mapping[str, Any]) -> tuple[str, int | None]:
+        """What a recorded (already validated) ruling settles on."""
+        decision = ruling["decision"]
+        if decision == Decision.SELLER_FAVOURED:
+            return Settlement.NOTHING.value, None
+        if decision == Decision.RETURN_AND_REFUND:
+            return Settlement.RETURN.value, ruling["amount"]
+        return Settlement.REFUND.value, ruling["amount"]
+
+    def _put_ruling(self, event: Any, final_at: datetime | None) -> None:
+        """The ruling on the record (`ruling`), and open information requests closed."""
+        self.ruling = {
+            "decision": event.decision,
+            "amount": event.amount,
+            "return_shipping_paid_by": event.return_shipping_paid_by,
+            "rationale": event.rationale,
+            "agent_id": event.actor_id,
+            "at": event.timestamp,
+            "final_at": final_at,
+        }
+        self.info_requests = [
+            {**r, "status": "closed"} if r["status"] == "open" else r for r in self.info_requests
+        ]
+
     def _offer_amount(self, offer_type: str, amount: object) -> int | None:
         if offer_type == OfferType.REPLACEMENT:
             self._no_amount(amount, "a replacement offer")
@@ -955,7 +1143,7 @@ class Dispute(Aggregate):
         return [_deadline("ruling", Role.AGENT, due)]
 
     def _answers_info_request(self, actor: Actor) -> bool:
-        return self.state == rules.UNDER_REVIEW and any(
+        return self.state in rules.REVIEWING and any(
             r["from"] == actor.role and r["status"] == "open" for r in self.info_requests
         )
 

@@ -155,3 +155,44 @@ class VersionMismatch(DomainError):
         self.ref = ref
         self.expected = expected
         self.current = current
+
+
+class OrderAlreadyShipped(InvalidInput):
+    """`not_shipped` is for cancelling before shipment: the order has shipped."""
+
+    code = "order_shipped"
+
+    def __init__(self, order_ref: str, shipped_at: datetime) -> None:
+        super().__init__(
+            "reason",
+            "order_not_shipped",
+            f"order {order_ref} shipped at {shipped_at.isoformat()}; a not_shipped dispute "
+            "can be opened only before the order ships (choose not_received instead)",
+        )
+        self.order_ref = order_ref
+        self.shipped_at = shipped_at
+
+
+class OrderChargedBack(DomainError):
+    """The card network decides an order with a chargeback: no dispute can be opened."""
+
+    code = "order_charged_back"
+
+    def __init__(self, order_ref: str, reference: str) -> None:
+        super().__init__(
+            f"order {order_ref} has chargeback {reference}; the card issuer decides it now, "
+            "so a dispute can no longer be opened"
+        )
+        self.order_ref = order_ref
+        self.reference = reference
+
+
+class ChargebackExists(DomainError):
+    """A chargeback reference is recorded once per order."""
+
+    code = "chargeback_exists"
+
+    def __init__(self, order_ref: str, reference: str) -> None:
+        super().__init__(f"chargeback {reference} is already recorded on order {order_ref}")
+        self.order_ref = order_ref
+        self.reference = reference

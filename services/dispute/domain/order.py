@@ -12,9 +12,15 @@ from eventsourcing.domain import Aggregate
 from shared import permissions
 from shared.money import Money
 
-from .errors import ExtensionRefused, InvalidInput, OrderFactsConflict, RoleNotPermitted
+from .errors import (
+    ChargebackExists,
+    ExtensionRefused,
+    InvalidInput,
+    OrderFactsConflict,
+    RoleNotPermitted,
+)
 from .policy import Policy
-from .values import Actor, Context, PaymentMethod, aware, enum_value, text
+from .values import Actor, Context, PaymentMethod, amount_in_range, aware, enum_value, text
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://disputes.internal/ids")
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew allowed on reported facts
@@ -108,6 +114,7 @@ class Order(Aggregate):
         protection: dict[str, int]
         extensions: list[dict[str, Any]]
         dispute_id: str | None
+        chargebacks: list[dict[str, Any]]
 
     class Event(Aggregate.Event):
         actor_role: str
@@ -140,6 +147,7 @@ class Order(Aggregate):
             order.delivered_at = None
             order.extensions = []
             order.dispute_id = None
+            order.chargebacks = []
 
     class ShippingRecorded(Event):
         shipped_at: datetime | None
@@ -173,6 +181,34 @@ class Order(Aggregate):
 
         def apply(self, order: Order) -> None:
             order.dispute_id = self.dispute_id
+
+    class ChargebackRecorded(Event):
+        """The payments service reported a chargeback (seeds 002, 003). `double_recovery`:
+        a refund was already paid for the order's dispute, so the buyer would be paid
+        twice; `amount_at_risk` is the part of the chargeback that refund already covered."""
+
+        reference: str
+        amount: int
+        reason: str
+        opened_at: datetime
+        dispute_id: str | None
+        double_recovery: bool
+        amount_at_risk: int | None
+
+        def apply(self, order: Order) -> None:
+            order.chargebacks = [
+                *order.chargebacks,
+                {
+                    "reference": self.reference,
+                    "amount": self.amount,
+                    "reason": self.reason,
+                    "opened_at": self.opened_at,
+                    "recorded_at": self.timestamp,
+                    "dispute_id": self.dispute_id,
+                    "double_recovery": self.double_recovery,
+                    "amount_at_risk": self.amount_at_risk,
+                },
+            ]
 
     @staticmethod
     def create_id(order_ref: str) -> UUID:
@@ -291,6 +327,53 @@ class Order(Aggregate):
 
     def record_dispute(self, ctx: Context, dispute_id: str) -> None:
         self.trigger_event(self.DisputeOpened, **ctx.stamp(), dispute_id=dispute_id)
+
+    def record_chargeback(
+        self,
+        ctx: Context,
+        *,
+        reference: object,
+        amount: Money,
+        reason: object,
+        opened_at: object,
+        refund_paid: int | None,
+    ) -> dict[str, Any]:
+        """Records a chargeback the payments service reports; returns it as recorded.
+
+        `refund_paid`: the refund already paid for this order's dispute, if any (then the
+        chargeback is a double recovery). Closing an open dispute is the dispute's part.
+        """
+        _require(ctx.actor, "report_chargeback", "report chargebacks")
+        reference_text = text(reference, "reference", limit=200)
+        reason_text = text(reason, "reason", limit=1000)
+        if amount.currency != self.currency:
+            raise InvalidInput(
+                "amount.currency",
+                "order_currency",
+                f"amount.currency must be the order's currency, {self.currency}",
+            )
+        value = amount_in_range(amount.amount, self.amount, "amount.amount")
+        opened = aware(opened_at, "opened_at")
+        _not_in_future(opened, "opened_at", ctx.at)
+        if opened < self.placed_at:
+            raise InvalidInput(
+                "opened_at", "not_before_placed_at", "opened_at is before the order was placed"
+            )
+        if any(c["reference"] == reference_text for c in self.chargebacks):
+            raise ChargebackExists(self.order_ref, reference_text)
+        double = refund_paid is not None
+        self.trigger_event(
+            self.ChargebackRecorded,
+            **ctx.stamp(),
+            reference=reference_text,
+            amount=value,
+            reason=reason_text,
+            opened_at=opened,
+            dispute_id=self.dispute_id,
+            double_recovery=double,
+            amount_at_risk=min(value, refund_paid) if refund_paid is not None else None,
+        )
+        return dict(self.chargebacks[-1])
 
     # Queries
 

@@ -34,7 +34,9 @@ class Policy:
     offer_response_days: int = 5
     # Review
     info_request_days: int = 3
-    ruling_sla_business_days: int = 7
+    ruling_sla_business_days: int = 7  # for a review's ruling and an appeal's alike
+    # Appeals: the ruling takes effect after this many days (0: at once, no appeals)
+    appeal_window_days: int = 3
     # Returns
     return_window_days: int = 10
     return_confirmation_days: int = 5
@@ -62,6 +64,12 @@ class Policy:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise PolicyError(f"policy {name} must be a whole number of days >= 1")
+        if (
+            not isinstance(self.appeal_window_days, int)
+            or isinstance(self.appeal_window_days, bool)
+            or self.appeal_window_days < 0
+        ):
+            raise PolicyError("policy appeal_window_days must be a whole number of days >= 0")
         if self.delivery_deadline_days > self.protection_cap_days:
             raise PolicyError("policy delivery_deadline_days must not exceed protection_cap_days")
         if self.seller_response_days > MAX_SELLER_RESPONSE_DAYS:

@@ -1,11 +1,13 @@
 """The ruling recommendation of seed 003, computed from the record for the agent.
 
 It is shown beside the case and never applied by itself: only an agent's `rule` rules.
+For an appeal it is computed again from the record, the appeal's new evidence included,
+and says whether the ruling appealed differs from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from shared.money import Money
@@ -19,6 +21,7 @@ class Recommendation:
     amount: int | None
     return_required: bool
     basis: str
+    differs_from_ruling: bool | None = None  # None: nothing ruled yet, or no clear case
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -32,12 +35,37 @@ def _seller_evidence(dispute: Any) -> bool:
     return any(e["added_by"] == Role.SELLER for e in dispute.evidence)
 
 
+def _seller_tracking(dispute: Any) -> bool:
+    return any(
+        e["kind"] == EvidenceKind.TRACKING and e["added_by"] == Role.SELLER
+        for e in dispute.evidence
+    )
+
+
 def recommend(dispute: Any) -> Recommendation:
-    """The policy's view of a clear case, or `none` when the record does not decide it."""
+    """The policy's view of a clear case, or `none` when the record does not decide it;
+    once ruled, whether the ruling on the record (the one appealed, during an appeal)
+    differs from it."""
+    rec = _clear_case(dispute)
+    ruling = dispute.ruling
+    appeal = getattr(dispute, "appeal", None)
+    if appeal is not None and appeal.get("decided_at") is None:
+        rec = replace(rec, basis=f"appeal by the {appeal['by']}: {rec.basis}")
+    if ruling is None or rec.decision == "none":
+        return rec
+    differs = (ruling["decision"], ruling["amount"]) != (rec.decision, rec.amount)
+    return replace(rec, differs_from_ruling=differs)
+
+
+def _clear_case(dispute: Any) -> Recommendation:
     policy = dispute.policy
     full = dispute.order_amount
     requested = dispute.requested_amount
     refund_kind = "full_refund" if requested >= full else "partial_refund"
+    if dispute.reason == Reason.NOT_SHIPPED and not _seller_tracking(dispute):
+        return Recommendation(
+            "full_refund", full, False, "not shipped, and no proof of shipment: full refund"
+        )
     if dispute.reason == Reason.NOT_RECEIVED and _buyer_evidence(dispute, EvidenceKind.TRACKING):
         return Recommendation(
             "full_refund", full, False, "not received, with tracking evidence: full refund"

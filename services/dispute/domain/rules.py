@@ -9,11 +9,17 @@ that decides what is allowed reads it:
 - the deadline worker (`due_timeouts`): a time-out is a trigger of the table, role system;
 - the published diagram (`mermaid`).
 
+Besides the parties' actions and the time-outs, one trigger is reported on the order
+rather than taken on the dispute: `chargeback` (`POST /v1/orders/{id}/chargebacks`).
+
 Conditions are names of pure methods of `Probe`, a throw-away object holding only the
 facts a guard may look at. Three kinds of condition exist:
 - role guards (`by_buyer`...): who may pull the trigger at all, from the one permission
   table (`shared/permissions.py`), never written in the rows;
-- fact guards (`sellers_turn`, `seller_response_due`...): what the dispute's state allows;
+- fact guards (`sellers_turn`, `seller_response_due`...): what the dispute's state allows,
+  including who may act on it now: `ruling_went_against_caller` (who may appeal) and
+  `not_the_first_ruling_agent` (four eyes: another agent decides an appeal), which read
+  the caller's role and principal id;
 - settlement guards (`settles_by_refund`...): which destination a resolution leads to,
   chosen by the terms being settled on (the buyer's request, an offer, a ruling).
 """
@@ -35,6 +41,8 @@ from .values import Role, Settlement
 AWAITING_SELLER = "awaiting_seller"
 NEGOTIATING = "negotiating"
 UNDER_REVIEW = "under_review"
+RULED = "ruled"
+UNDER_APPEAL = "under_appeal"
 AWAITING_RETURN = "awaiting_return"
 RETURN_IN_TRANSIT = "return_in_transit"
 REFUND_PENDING = "refund_pending"
@@ -44,13 +52,19 @@ STATES = [
     AWAITING_SELLER,
     NEGOTIATING,
     UNDER_REVIEW,
+    RULED,
+    UNDER_APPEAL,
     AWAITING_RETURN,
     RETURN_IN_TRANSIT,
     REFUND_PENDING,
     CLOSED,
 ]
 OPEN_STATES = [s for s in STATES if s != CLOSED]
-BEFORE_REFUND = [AWAITING_SELLER, NEGOTIATING, UNDER_REVIEW, AWAITING_RETURN, RETURN_IN_TRANSIT]
+BEFORE_REFUND = [
+    AWAITING_SELLER, NEGOTIATING, UNDER_REVIEW, RULED, UNDER_APPEAL, AWAITING_RETURN,
+    RETURN_IN_TRANSIT,
+]  # fmt: skip
+REVIEWING = [UNDER_REVIEW, UNDER_APPEAL]  # an agent is deciding
 
 # Where each kind of settlement leads.
 _SETTLEMENT_DEST = {
@@ -117,15 +131,22 @@ _TABLE: list[dict[str, Any]] = [
     ),
     {"trigger": "buyer_response_timeout", "source": NEGOTIATING, "dest": CLOSED,
      "conditions": ["buyers_turn", "buyer_response_due"]},
-    {"trigger": "withdraw", "source": [AWAITING_SELLER, NEGOTIATING], "dest": CLOSED,
-     "conditions": []},
+    {"trigger": "withdraw", "source": [AWAITING_SELLER, NEGOTIATING, RULED, UNDER_APPEAL],
+     "dest": CLOSED, "conditions": []},
     # Review by the marketplace
     {"trigger": "offer", "source": UNDER_REVIEW, "dest": None, "conditions": []},
     *_resolution("accept_offer", UNDER_REVIEW, ["has_standing_offer"], _OFFER),
-    {"trigger": "request_info", "source": UNDER_REVIEW, "dest": None, "conditions": []},
-    {"trigger": "info_request_timeout", "source": UNDER_REVIEW, "dest": None,
+    {"trigger": "request_info", "source": REVIEWING, "dest": None, "conditions": []},
+    {"trigger": "info_request_timeout", "source": REVIEWING, "dest": None,
      "conditions": ["info_request_due"]},
-    *_resolution("rule", UNDER_REVIEW, [], _RULING),
+    # The ruling: on the record for the appeal window, or at once when the window is 0
+    {"trigger": "rule", "source": UNDER_REVIEW, "dest": RULED, "conditions": ["appeals_open"]},
+    *_resolution("rule", UNDER_REVIEW, ["appeals_off"], _RULING),
+    # Appeals: once, by the party the ruling went against, decided by another agent
+    {"trigger": "appeal", "source": RULED, "dest": UNDER_APPEAL,
+     "conditions": ["ruling_went_against_caller", "appeal_window_not_due"]},
+    *_resolution("appeal_window_timeout", RULED, ["appeal_window_due"], _RULING),
+    *_resolution("rule", UNDER_APPEAL, ["not_the_first_ruling_agent"], _RULING),
     # The return leg
     {"trigger": "ship_return", "source": AWAITING_RETURN, "dest": RETURN_IN_TRANSIT,
      "conditions": []},
@@ -150,6 +171,8 @@ _TABLE: list[dict[str, Any]] = [
      "conditions": []},
     {"trigger": "extend_deadline", "source": OPEN_STATES, "dest": None,
      "conditions": ["has_extendable_deadline"]},
+    # Reported on the order by the payments service: the card network decides now
+    {"trigger": "chargeback", "source": OPEN_STATES, "dest": CLOSED, "conditions": []},
 ]  # fmt: skip
 
 
@@ -176,6 +199,8 @@ DEADLINES: dict[str, str | None] = {
     "info_request_buyer": "info_request_timeout",
     "info_request_seller": "info_request_timeout",
     "ruling": None,
+    "appeal_window": "appeal_window_timeout",
+    "appeal_ruling": None,
     "return_shipment": "return_shipment_timeout",
     "return_confirmation": "return_confirmation_timeout",
     "refund_payout": None,
@@ -198,7 +223,21 @@ MACHINE = Machine(
 
 TRIGGERS: list[str] = list(dict.fromkeys(row["trigger"] for row in TRANSITIONS))
 TIMEOUT_TRIGGERS: list[str] = list(dict.fromkeys(t for t in DEADLINES.values() if t))
-ACTION_TRIGGERS: list[str] = [t for t in TRIGGERS if t not in TIMEOUT_TRIGGERS]
+# Triggers reported on the order, not taken on the dispute (no dispute action of the API).
+ORDER_TRIGGERS: list[str] = list(permissions.REPORTED_ON_ORDER)
+ACTION_TRIGGERS: list[str] = [
+    t for t in TRIGGERS if t not in TIMEOUT_TRIGGERS and t not in ORDER_TRIGGERS
+]
+# SLA-only deadlines (no time-out): dashboards show them past due.
+RULING_DEADLINES = ("ruling", "appeal_ruling")
+
+# Whom each ruling decision goes against: who may appeal it.
+APPEALABLE_BY: dict[str, tuple[str, ...]] = {
+    "full_refund": (Role.SELLER.value,),
+    "partial_refund": (Role.BUYER.value, Role.SELLER.value),
+    "return_and_refund": (Role.SELLER.value,),
+    "seller_favoured": (Role.BUYER.value,),
+}
 
 
 action_name = permissions.action_name
@@ -217,6 +256,8 @@ class DisputeFacts(Protocol):
     standing_offer: dict[str, Any] | None
     deadlines: list[dict[str, Any]]
     return_shipment: dict[str, Any] | None
+    policy: dict[str, Any]
+    ruling: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -227,6 +268,7 @@ class Probe:
     role: str
     at: datetime | None = None
     settlement: str | None = None
+    actor_id: str = ""
 
     # Role guards: `by_<role>[_or_<role>...]`, one per set of roles in the permission table
     def __getattr__(self, name: str) -> Any:
@@ -272,6 +314,29 @@ class Probe:
     def return_confirmation_due(self) -> bool:
         return self._due("return_confirmation")
 
+    def appeal_window_due(self) -> bool:
+        return self._due("appeal_window")
+
+    def appeal_window_not_due(self) -> bool:
+        return not self._due("appeal_window")
+
+    # The dispute records the policy it was opened under; one opened before appeals
+    # existed has no appeal window, so its ruling takes effect at once, as it did then.
+    def appeals_open(self) -> bool:
+        return int(self.facts.policy.get("appeal_window_days", 0)) > 0
+
+    def appeals_off(self) -> bool:
+        return not self.appeals_open()
+
+    def ruling_went_against_caller(self) -> bool:
+        ruling = self.facts.ruling
+        return ruling is not None and self.role in APPEALABLE_BY.get(ruling["decision"], ())
+
+    def not_the_first_ruling_agent(self) -> bool:
+        """Four eyes: the agent deciding an appeal is not the one who ruled first."""
+        ruling = self.facts.ruling
+        return ruling is not None and bool(self.actor_id) and ruling["agent_id"] != self.actor_id
+
     # Settlement guards
     def settles_by_refund(self) -> bool:
         return self.settlement == Settlement.REFUND
@@ -306,29 +371,41 @@ def role_may(trigger: str, role: str) -> bool:
     return role in permissions.action_roles(trigger)
 
 
-def is_allowed(trigger: str, facts: DisputeFacts, role: str, at: datetime | None = None) -> bool:
+def is_allowed(
+    trigger: str,
+    facts: DisputeFacts,
+    role: str,
+    at: datetime | None = None,
+    actor_id: str = "",
+) -> bool:
     """Whether the trigger is allowed now, whatever terms it would settle on."""
-    probe = Probe(facts=facts, role=role, at=at)
+    probe = Probe(facts=facts, role=role, at=at, actor_id=actor_id)
     return any(_passes(t, probe, SETTLEMENT_GUARDS) for t in _rows(trigger, facts.state))
 
 
-def allowed_actions(facts: DisputeFacts, role: str) -> list[str]:
-    """The API actions this role may take now, in the table's order."""
-    return [action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role)]
+def allowed_actions(facts: DisputeFacts, role: str, actor_id: str = "") -> list[str]:
+    """The API actions this caller may take now, in the table's order."""
+    return [
+        action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role, actor_id=actor_id)
+    ]
 
 
-def check(trigger: str, facts: DisputeFacts, role: str, at: datetime) -> None:
+def check(trigger: str, facts: DisputeFacts, role: str, at: datetime, actor_id: str = "") -> None:
     """Refuses a trigger the role may never pull, or the dispute's state does not allow
     now (whatever terms it would settle on)."""
     if not role_may(trigger, role):
         raise RoleNotPermitted(action_name(trigger), role)
-    if not is_allowed(trigger, facts, role, at):
-        raise ActionNotAllowed(
-            action_name(trigger),
-            facts.state,
-            allowed_actions(facts, role) if role != Role.SYSTEM else [],
-            why=_why_not(trigger, facts, role),
-        )
+    if not is_allowed(trigger, facts, role, at, actor_id):
+        raise _refusal(trigger, facts, role, actor_id)
+
+
+def _refusal(trigger: str, facts: DisputeFacts, role: str, actor_id: str) -> ActionNotAllowed:
+    return ActionNotAllowed(
+        action_name(trigger),
+        facts.state,
+        allowed_actions(facts, role, actor_id) if role != Role.SYSTEM else [],
+        why=_why_not(trigger, facts, role),
+    )
 
 
 def destination(
@@ -337,6 +414,7 @@ def destination(
     role: str,
     at: datetime,
     settlement: str | None = None,
+    actor_id: str = "",
 ) -> str:
     """The state the trigger leads to, or the refusal that says why it cannot be pulled.
 
@@ -345,21 +423,27 @@ def destination(
     """
     if not role_may(trigger, role):
         raise RoleNotPermitted(action_name(trigger), role)
-    probe = Probe(facts=facts, role=role, at=at, settlement=settlement)
+    probe = Probe(facts=facts, role=role, at=at, settlement=settlement, actor_id=actor_id)
     for transition in _rows(trigger, facts.state):
         if _passes(transition, probe):
             return transition.dest if transition.dest is not None else facts.state
-    raise ActionNotAllowed(
-        action_name(trigger),
-        facts.state,
-        allowed_actions(facts, role) if role != Role.SYSTEM else [],
-        why=_why_not(trigger, facts, role),
-    )
+    raise _refusal(trigger, facts, role, actor_id)
 
 
 def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
     if facts.state == CLOSED:
+        if trigger == "refund_paid" and getattr(facts, "outcome", None) == "chargeback":
+            return "the dispute closed with a chargeback: no refund is paid for it"
         return "the dispute is closed"
+    if trigger == "rule" and facts.state == UNDER_APPEAL:
+        return "an agent other than the one who ruled first decides the appeal"
+    if trigger == "appeal" and facts.state == RULED and facts.ruling is not None:
+        against = APPEALABLE_BY.get(facts.ruling["decision"], ())
+        if role not in against:
+            return f"the ruling did not go against the {role}"
+        return "the appeal window has ended"
+    if trigger == "appeal" and facts.state == UNDER_APPEAL:
+        return "a ruling may be appealed once"
     if trigger in ("accept", "reject", "offer") and facts.state == NEGOTIATING:
         return "it is the buyer's turn" if facts.turn == Role.BUYER else ""
     seller_to_answer = facts.state == NEGOTIATING and facts.turn == Role.SELLER
@@ -398,6 +482,8 @@ class _Facts:
     standing_offer: dict[str, Any] | None = None
     deadlines: list[dict[str, Any]] = field(default_factory=list)
     return_shipment: dict[str, Any] | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    ruling: dict[str, Any] | None = None
 
 
 _NO_FACTS = _Facts()
@@ -412,9 +498,9 @@ def describe() -> dict[str, Any]:
             rows.append(
                 {
                     "trigger": row["trigger"],
-                    "action": None
-                    if row["trigger"] in TIMEOUT_TRIGGERS
-                    else action_name(row["trigger"]),
+                    "action": action_name(row["trigger"])
+                    if row["trigger"] in ACTION_TRIGGERS
+                    else None,
                     "source": source,
                     "dest": row["dest"] or source,
                     "conditions": list(row.get("conditions", [])),
@@ -427,6 +513,7 @@ def describe() -> dict[str, Any]:
         "terminal": [CLOSED],
         "actions": [action_name(t) for t in ACTION_TRIGGERS],
         "timeouts": TIMEOUT_TRIGGERS,
+        "reported_on_order": ORDER_TRIGGERS,
         "deadlines": [{"kind": kind, "timeout": trigger} for kind, trigger in DEADLINES.items()],
         "transitions": rows,
         "mermaid": mermaid(),

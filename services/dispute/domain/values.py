@@ -40,6 +40,7 @@ class Reason(StrEnum):
     DAMAGED = "damaged"
     MISSING_PARTS = "missing_parts"
     LATE_DELIVERY = "late_delivery"
+    NOT_SHIPPED = "not_shipped"  # cancelling before shipment (seeds 001, 004)
 
 
 # Reasons about the item's quality need a photo or video at opening (seed 003), and are
@@ -92,6 +93,7 @@ class Outcome(StrEnum):
     WITHDRAWN = "withdrawn"
     BUYER_LAPSED = "buyer_lapsed"
     RETURN_NOT_SHIPPED = "return_not_shipped"
+    CHARGEBACK = "chargeback"
 
 
 class Settlement(StrEnum):
