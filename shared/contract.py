@@ -42,6 +42,8 @@ State = Literal[
     "awaiting_seller",
     "negotiating",
     "under_review",
+    "ruled",
+    "under_appeal",
     "awaiting_return",
     "return_in_transit",
     "refund_pending",
@@ -55,6 +57,7 @@ Outcome = Literal[
     "withdrawn",
     "buyer_lapsed",
     "return_not_shipped",
+    "chargeback",
 ]
 REASONS = (
     "not_received",
@@ -63,6 +66,7 @@ REASONS = (
     "damaged",
     "missing_parts",
     "late_delivery",
+    "not_shipped",
 )
 
 # Limits at the door -------------------------------------------------------------------
@@ -236,6 +240,19 @@ class OrderPut(_Request):
     delivered_at: Time | None = None
 
 
+class ChargebackCreate(_Request):
+    """`POST /v1/orders/{order_id}/chargebacks` (service): the payments service reports a
+    chargeback. An open dispute on the order closes with outcome `chargeback`; after a
+    paid refund it is flagged `double_recovery`; the order can no longer be disputed."""
+
+    reference: Annotated[StrictStr, Field(min_length=1, max_length=200)] = Field(
+        description="the card network's or the payment provider's case reference; once per order"
+    )
+    amount: Money = Field(description="in the order's currency, 1 up to the order amount")
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+    opened_at: AwareDatetime = Field(description="when the cardholder opened it")
+
+
 class ProtectionExtensionCreate(_Request):
     """`POST /v1/orders/{order_id}/protection-extensions` (seller)."""
 
@@ -319,6 +336,14 @@ class RuleBody(_Request):
     rationale: Text
 
 
+class AppealBody(_Request):
+    """`appeal` (the party the ruling went against, while `ruled`): once, with new evidence;
+    an agent other than the one who ruled decides it."""
+
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=5000)]
+    evidence: list[EvidenceItem] = Field(min_length=1, max_length=50)
+
+
 class ShipReturnBody(_Request):
     carrier: Line
     tracking_number: Line
@@ -368,6 +393,7 @@ ACTION_BODIES: dict[str, type[BaseModel]] = {
     "messages": MessageBody,
     "request-info": RequestInfoBody,
     "rule": RuleBody,
+    "appeal": AppealBody,
     "ship-return": ShipReturnBody,
     "return-delivered": ReturnDeliveredBody,
     "confirm-return": ConfirmReturnBody,
@@ -400,6 +426,21 @@ class ProtectionExtension(_Response):
     at: datetime
 
 
+class Chargeback(_Response):
+    reference: str
+    amount: Money
+    reason: str
+    opened_at: datetime
+    recorded_at: datetime
+    dispute_id: str | None = Field(description="the order's dispute when it was reported")
+    double_recovery: bool = Field(
+        description="a refund was already paid for the order's dispute: paid twice"
+    )
+    amount_at_risk: Money | None = Field(
+        description="double recovery: the part of the chargeback the refund already paid"
+    )
+
+
 class Order(_Response):
     id: str = Field(description="the marketplace's order id")
     buyer_id: str
@@ -413,6 +454,7 @@ class Order(_Response):
     protection_ends_at: datetime
     extensions: list[ProtectionExtension]
     dispute_id: str | None
+    chargebacks: list[Chargeback] = Field(default_factory=list)
     version: int
 
 
@@ -480,7 +522,31 @@ class Ruling(_Response):
     amount: Money | None
     return_shipping_paid_by: str | None
     rationale: str
-    agent_id: str
+    by: str = Field(description="the agent who ruled")
+    agent_id: str = Field(description="the same as `by` (kept for earlier clients)")
+    at: datetime
+    final_at: datetime | None = Field(
+        description="when it takes (or took) effect: the appeal window's end while `ruled`; "
+        "null while under appeal"
+    )
+
+
+class Appeal(_Response):
+    by: PartyName = Field(description="the party who appealed")
+    by_id: str
+    reason: str
+    at: datetime
+    first_ruling: Ruling = Field(description="the ruling appealed")
+    decided_at: datetime | None
+    decided_by: str | None = Field(description="the agent who decided it (not the first one)")
+    overturned: bool | None = Field(
+        description="the appeal's ruling differs from the first (decision or amount)"
+    )
+
+
+class DisputeChargeback(_Response):
+    reference: str
+    amount: Money
     at: datetime
 
 
@@ -495,6 +561,11 @@ class Recommendation(_Response):
     amount: Money | None
     return_required: bool
     basis: str
+    differs_from_ruling: bool | None = Field(
+        default=None,
+        description="once ruled (and for an appeal): whether the ruling on the record differs "
+        "from this recommendation",
+    )
 
 
 class Dispute(_Response):
@@ -518,6 +589,10 @@ class Dispute(_Response):
     refund: Refund | None
     return_: Return | None = Field(alias="return")
     ruling: Ruling | None
+    appeal: Appeal | None = None
+    chargeback: DisputeChargeback | None = Field(
+        default=None, description="the chargeback that closed it (outcome chargeback)"
+    )
     evidence: list[Evidence]
     messages: list[Message]
     info_requests: list[InfoRequest]
@@ -585,6 +660,9 @@ class StateMachine(_Response):
     terminal: list[str]
     actions: list[str]
     timeouts: list[str]
+    reported_on_order: list[str] = Field(
+        description="triggers reported on the order, not dispute actions (chargeback)"
+    )
     deadlines: list[DeadlineKind]
     transitions: list[Transition]
     mermaid: str
@@ -690,6 +768,13 @@ class SellerStats(_Response):
     median_response_seconds: float | None = Field(
         description="opening to the seller's first answer"
     )
+    orders: int = Field(default=0, description="orders registered for this seller")
+    dispute_rate: float | None = Field(
+        default=None, description="disputes per registered order; null without orders"
+    )
+    reason_mix: dict[str, float] = Field(
+        default_factory=dict, description="each reason's share of the seller's disputes"
+    )
 
 
 class SellerStatsList(_Response):
@@ -741,7 +826,46 @@ class DisputeCounts(_Response):
     lag: Lag
 
 
-Stats = SellerStatsList | DeadlineList | DailyCounts | DisputeCounts
+class AppealFigures(_Response):
+    rulings: int = Field(description="rulings made with an appeal window (state ruled)")
+    filed: int = Field(description="appeals filed")
+    by_buyer: int
+    by_seller: int
+    pending: int = Field(description="filed, not yet decided")
+    decided: int
+    overturned: int = Field(description="decided with a ruling unlike the first")
+    upheld: int
+    overturn_rate: float | None = Field(description="overturned / decided; null while none")
+    appeal_rate: float | None = Field(description="filed / appealable rulings; null while none")
+    lag: Lag
+
+
+class DoubleRecovery(_Response):
+    order_id: str
+    reference: str
+    dispute_id: str | None
+    seller_id: str
+    buyer_id: str
+    amount: Money = Field(description="the chargeback")
+    amount_at_risk: Money = Field(description="the part the paid refund already covered")
+    opened_at: datetime
+    recorded_at: datetime
+
+
+class ChargebackFigures(_Response):
+    chargebacks: int
+    disputes_closed: int = Field(description="open disputes they closed (outcome chargeback)")
+    without_dispute: int = Field(description="on orders with no dispute")
+    double_recoveries: int
+    amount: list[Money] = Field(description="charged back, per currency")
+    amount_at_risk: list[Money] = Field(description="double recoveries' amount at risk")
+    data: list[DoubleRecovery] = Field(description="the double recoveries, newest first")
+    lag: Lag
+
+
+Stats = (
+    SellerStatsList | DeadlineList | DailyCounts | DisputeCounts | AppealFigures | ChargebackFigures
+)
 
 
 class Verification(_Response):

@@ -165,6 +165,34 @@ def extend_protection(
 ) -> Any: ...
 
 
+@router.post(
+    "/v1/orders/{order_id}/chargebacks",
+    tags=["orders"],
+    summary="Report a chargeback on an order (service)",
+    description="An open dispute on the order closes with outcome `chargeback` (no refund is "
+    "paid for it afterwards); after a paid refund the chargeback is flagged "
+    "`double_recovery` with its `amount_at_risk`; the order can no longer be disputed "
+    "(409 order_charged_back). A reference is recorded once per order (409 "
+    "chargeback_exists).",
+    status_code=201,
+    response_model=contract.Order,
+    responses={
+        201: {
+            "model": contract.Order,
+            "description": "recorded; the order with its chargebacks",
+            "headers": {**_ID_HEADER, **_ETAG_HEADER},
+        },
+        **COMMAND_PROBLEMS,
+    },
+)
+def record_chargeback(
+    order_id: str,
+    body: contract.ChargebackCreate,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
 @router.get(
     "/v1/orders/{order_id}",
     tags=["orders"],
@@ -345,9 +373,13 @@ def state_machine(request_id: RequestId = None) -> Any: ...
     "/v1/stats/{figure}",
     tags=["stats"],
     summary="Dashboard figures from projections (agent, auditor, service)",
-    description="`figure` is one of: `sellers` (`?seller_id=`), `deadlines-due` (the next "
-    "24 h of the service clock), `sla-breaches`, `payouts-overdue`, `daily` "
-    "(`?from=&to=`, UTC days), `counts` (by state and outcome). Every answer carries "
+    description="`figure` is one of: `sellers` (`?seller_id=`; with registered orders, the "
+    "dispute rate and the mix of reasons), `deadlines-due` (the next "
+    "24 h of the service clock), `sla-breaches` (reviews and appeals past their ruling "
+    "SLA), `payouts-overdue`, `daily` "
+    "(`?from=&to=`, UTC days), `counts` (by state and outcome), `appeals` (filed, and how "
+    "often they overturn the first ruling), `chargebacks` (with the double recoveries and "
+    "the amount at risk). Every answer carries "
     "`lag`: how far behind the event log (events, seconds) the projection is.",
     response_model=contract.Stats,
     responses=READ_PROBLEMS,

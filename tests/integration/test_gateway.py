@@ -209,6 +209,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "messages": frozenset({"buyer", "seller", "agent"}),
     "request-info": frozenset({"agent"}),
     "rule": frozenset({"agent"}),
+    "appeal": frozenset({"buyer", "seller"}),
     "ship-return": frozenset({"buyer"}),
     "return-delivered": frozenset({"service"}),
     "confirm-return": frozenset({"seller"}),
@@ -220,6 +221,7 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/v1/orders/o-1"): frozenset({"service"}),
     ("POST", "/v1/orders/o-1/protection-extensions"): frozenset({"seller"}),
+    ("POST", "/v1/orders/o-1/chargebacks"): frozenset({"service"}),
     ("GET", "/v1/orders/o-1"): EVERYONE,
     ("POST", "/v1/disputes"): frozenset({"buyer"}),
     ("GET", "/v1/disputes?state=negotiating&limit=5"): EVERYONE,
@@ -517,6 +519,7 @@ class TestUpstreamFailures:
 PUBLIC_PATHS = {
     ("put", "/v1/orders/{order_id}"): "OrderPut",
     ("post", "/v1/orders/{order_id}/protection-extensions"): "ProtectionExtensionCreate",
+    ("post", "/v1/orders/{order_id}/chargebacks"): "ChargebackCreate",
     ("get", "/v1/orders/{order_id}"): None,
     ("post", "/v1/disputes"): "DisputeCreate",
     ("get", "/v1/disputes"): None,

@@ -16,6 +16,12 @@ def api(backend: dict[str, str]) -> Iterator[Api]:
         yield service
 
 
+@pytest.fixture
+def sandbox_api(backend: dict[str, str]) -> Iterator[Api]:
+    with running_service(backend, sandbox=True) as service:
+        yield service
+
+
 def ok(response, state: str | None = None) -> dict:  # type: ignore[no-untyped-def]
     assert response.status_code == 200, response.text
     body = response.json()
@@ -84,7 +90,8 @@ def test_the_buyer_withdraws(api: Api) -> None:
     assert closed["outcome"] == "withdrawn"
 
 
-def test_a_case_through_negotiation_review_return_contest_and_refund(api: Api) -> None:
+def test_a_case_through_negotiation_review_return_contest_and_refund(sandbox_api: Api) -> None:
+    api = sandbox_api
     dispute = api.open_dispute(requested_resolution="refund_only")
     cash = {"amount": 2500, "currency": "USD"}
     ok(
@@ -132,16 +139,24 @@ def test_a_case_through_negotiation_review_return_contest_and_refund(api: Api) -
     assert next(d for d in extended["deadlines"] if d["kind"] == "ruling")["due_at"] != ruling_due
     ruled = ok(api.act(dispute, "rule", "agent", "a1", {
         "decision": "return_and_refund", "return_shipping_paid_by": "seller",
-        "rationale": "photos show damage"}), "awaiting_return")  # fmt: skip
+        "rationale": "photos show damage"}), "ruled")  # fmt: skip
     assert ruled["ruling"]["decision"] == "return_and_refund"
+    assert ruled["ruling"]["by"] == "a1" and ruled["ruling"]["final_at"] is not None
+    assert [d["kind"] for d in ruled["deadlines"]] == ["appeal_window"]
+    # the appeal window (3 days) ends without an appeal: the ruling takes effect
+    moved = api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P3DT1H"})
+    assert moved.status_code == 200, moved.text
+    ruled = api.call("GET", f"/v1/disputes/{dispute['id']}", "buyer", "b1").json()
+    assert ruled["state"] == "awaiting_return"
     assert ruled["return"]["shipping_paid_by"] == "seller"
     shipped = ok(
         api.act(dispute, "ship-return", "buyer", "b1", {"carrier": "UPS", "tracking_number": "1Z"}),
         "return_in_transit",
     )
     assert shipped["return"]["tracking_number"] == "1Z"
+    # the service's clock, not ours: the sandbox moved it ahead
     delivered = ok(api.act(dispute, "return-delivered", "service", "logistics",
-                           {"delivered_at": datetime.now(UTC).isoformat()}))  # fmt: skip
+                           {"delivered_at": shipped["return"]["shipped_at"]}))  # fmt: skip
     assert delivered["return"]["delivered_at"] is not None
     ok(api.act(dispute, "contest-return", "seller", "s1",
                {"reason": "box was empty", "evidence": [PHOTO]}), "under_review")  # fmt: skip
@@ -157,8 +172,9 @@ def test_a_case_through_negotiation_review_return_contest_and_refund(api: Api) -
                 "rationale": "split",
             },
         ),
-        "refund_pending",
+        "ruled",
     )
+    api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P3DT1H"})
     failed = ok(api.act(dispute, "refund-failed", "service", "payments", {"reason": "card closed"}))
     assert failed["refund"]["failures"][0]["reason"] == "card closed"
     closed = ok(

@@ -19,12 +19,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.dispute.domain import (
     ActionNotAllowed,
+    ChargebackExists,
     ConcurrentUpdate,
     DisputeAlreadyExists,
     DomainError,
     ExtensionRefused,
     InvalidInput,
     NotFound,
+    OrderAlreadyShipped,
+    OrderChargedBack,
     OrderFactsConflict,
     ProtectionEnded,
     ReasonNotCovered,
@@ -83,6 +86,7 @@ def bad_header(name: str, rule: str, message: str) -> ApiProblem:
 # The one table: domain error class -> status and title. First match wins (subclasses first).
 DOMAIN_STATUS: list[tuple[type[DomainError], int, str]] = [
     (ReasonNotCovered, 422, "Reason not covered by buyer protection"),
+    (OrderAlreadyShipped, 422, "Order already shipped"),
     (InvalidInput, 422, "Invalid input"),
     (ProtectionEnded, 422, "Buyer protection ended"),
     (RoleNotPermitted, 403, "Role not permitted"),
@@ -91,6 +95,8 @@ DOMAIN_STATUS: list[tuple[type[DomainError], int, str]] = [
     (DisputeAlreadyExists, 409, "Dispute already exists"),
     (OrderFactsConflict, 409, "Order facts conflict"),
     (ExtensionRefused, 409, "Protection extension refused"),
+    (OrderChargedBack, 409, "Order charged back"),
+    (ChargebackExists, 409, "Chargeback already recorded"),
     (ConcurrentUpdate, 409, "Concurrent update"),
     (VersionMismatch, 412, "Version mismatch"),
     (DomainError, 400, "Refused"),

@@ -156,6 +156,36 @@ def extend_protection(
     return run(request, call, perform, lambda order, _: views.order_reply(order))
 
 
+@router.post(
+    "/orders/{order_id}/chargebacks",
+    response_model=contract.Order,
+    status_code=201,
+    responses=PROBLEMS,
+    tags=["orders"],
+)
+def record_chargeback(
+    order_id: str, body: contract.ChargebackCreate, call: CallDep, request: Request
+) -> Response:
+    """The payments service reports a chargeback (201, the order with its chargebacks). An
+    open dispute on the order closes with outcome `chargeback`; after a paid refund the
+    chargeback is a double recovery; the order can no longer be disputed."""
+
+    def perform(respond: Any) -> tuple[Order, bool]:
+        order = call.application.record_chargeback(
+            call.actor,
+            call.request_id,
+            order_id,
+            reference=body.reference,
+            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            reason=body.reason,
+            opened_at=body.opened_at,
+            respond=respond,
+        )
+        return order, True
+
+    return run(request, call, perform, lambda order, _: views.order_reply(order, 201))
+
+
 @router.get(
     "/orders/{order_id}", response_model=contract.Order, responses=PROBLEMS, tags=["orders"]
 )

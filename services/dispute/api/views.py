@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.dispute.domain import Actor, Dispute, Order, recommend
+from services.dispute.domain import Actor, Dispute, Order, recommend, rules
 from services.dispute.infrastructure.idempotency import StoredResponse
 from shared import contract
 from shared.permissions import SEES_RECOMMENDATION
@@ -78,10 +78,14 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
             failures=[contract.RefundFailure.model_validate(f) for f in refund["failures"]],
         ),
         return_=None if shipment is None else contract.Return.model_validate(shipment),
-        ruling=None
-        if ruling is None
-        else contract.Ruling(
-            **{**ruling, "amount": _money(ruling["amount"], cur)},
+        ruling=None if ruling is None else ruling_view(ruling, cur, _final_at(dispute)),
+        appeal=None if dispute.appeal is None else appeal_view(dispute.appeal, cur),
+        chargeback=None
+        if dispute.chargeback is None
+        else contract.DisputeChargeback(
+            reference=dispute.chargeback["reference"],
+            amount=contract.Money(amount=dispute.chargeback["amount"], currency=cur),
+            at=dispute.chargeback["at"],
         ),
         evidence=[contract.Evidence.model_validate(e) for e in dispute.evidence],
         messages=[contract.Message.model_validate(m) for m in dispute.messages],
@@ -100,8 +104,52 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
             amount=_money(rec.amount, cur),  # type: ignore[arg-type]
             return_required=rec.return_required,
             basis=rec.basis,
+            differs_from_ruling=rec.differs_from_ruling,
         )
     return view
+
+
+def _final_at(dispute: Dispute) -> datetime | None:
+    """While `ruled`, the appeal window's end as it now stands (an agent may extend it);
+    otherwise what the ruling recorded (a ruling recorded before appeals existed took
+    effect when it was made)."""
+    ruling = dispute.ruling or {}
+    if dispute.state == rules.RULED:
+        for deadline in dispute.deadlines:
+            if deadline["kind"] == "appeal_window":
+                return deadline["due_at"]
+    if "final_at" not in ruling:
+        return ruling.get("at")
+    return ruling["final_at"]
+
+
+def ruling_view(
+    ruling: Mapping[str, Any], currency: str, final_at: datetime | None
+) -> contract.Ruling:
+    return contract.Ruling(
+        decision=ruling["decision"],
+        amount=_money(ruling["amount"], currency),  # type: ignore[arg-type]
+        return_shipping_paid_by=ruling["return_shipping_paid_by"],
+        rationale=ruling["rationale"],
+        by=ruling["agent_id"],
+        agent_id=ruling["agent_id"],
+        at=ruling["at"],
+        final_at=final_at,
+    )
+
+
+def appeal_view(appeal: Mapping[str, Any], currency: str) -> contract.Appeal:
+    first = appeal["first_ruling"]
+    return contract.Appeal(
+        by=appeal["by"],
+        by_id=appeal["by_id"],
+        reason=appeal["reason"],
+        at=appeal["at"],
+        first_ruling=ruling_view(first, currency, None),
+        decided_at=appeal["decided_at"],
+        decided_by=appeal["decided_by"],
+        overturned=appeal["overturned"],
+    )
 
 
 def order_view(order: Order) -> contract.Order:
@@ -118,6 +166,19 @@ def order_view(order: Order) -> contract.Order:
         protection_ends_at=order.protection_ends_at,
         extensions=[contract.ProtectionExtension.model_validate(e) for e in order.extensions],
         dispute_id=order.dispute_id,
+        chargebacks=[
+            contract.Chargeback(
+                reference=c["reference"],
+                amount=contract.Money(amount=c["amount"], currency=order.currency),
+                reason=c["reason"],
+                opened_at=c["opened_at"],
+                recorded_at=c["recorded_at"],
+                dispute_id=c["dispute_id"],
+                double_recovery=c["double_recovery"],
+                amount_at_risk=_money(c["amount_at_risk"], order.currency),  # type: ignore[arg-type]
+            )
+            for c in getattr(order, "chargebacks", [])
+        ],
         version=order.version,
     )
 
