@@ -15,9 +15,13 @@ import pytest
 
 from services.dispute.projections import Projector
 
-from .http_support import Api, running_service
+from .http_support import PHOTO, Api, running_service
 
 MONEY = {"amount": 5000, "currency": "USD"}
+STATS = (
+    "sellers", "deadlines-due", "sla-breaches", "payouts-overdue", "daily", "counts",
+    "appeals", "chargebacks",
+)  # fmt: skip
 
 
 @dataclass
@@ -104,7 +108,7 @@ def test_lag_is_reported_before_and_is_zero_after_catch_up(seeded: Seeded) -> No
     after = seeded.ok("/v1/disputes")
     assert after["lag"] == {"events": 0, "seconds": 0.0}
     assert len(after["data"]) == 6
-    for path in ("sellers", "deadlines-due", "sla-breaches", "payouts-overdue", "daily", "counts"):
+    for path in STATS:
         assert seeded.ok(f"/v1/stats/{path}")["lag"] == {"events": 0, "seconds": 0.0}, path
     # A new write shows in the lag until the projector has processed it.
     seeded.api.open_dispute(buyer="b9")
@@ -181,9 +185,11 @@ def test_stats_match_the_seeded_cases(seeded: Seeded) -> None:
     assert (s1["disputes"], s1["open"], s1["closed"], s1["refunded"]) == (3, 1, 2, 1)
     assert s1["refund_rate"] == 0.5 and s1["amount_refunded"] == [MONEY]
     assert s1["by_reason"] == {"damaged": 3}
+    assert (s1["orders"], s1["dispute_rate"], s1["reason_mix"]) == (3, 1.0, {"damaged": 1.0})
     s2 = sellers["s2"]
     assert (s2["disputes"], s2["open"], s2["closed"], s2["refund_rate"]) == (3, 3, 0, None)
     assert s2["by_reason"] == {"damaged": 1, "not_received": 2}
+    assert s2["reason_mix"] == {"damaged": 1 / 3, "not_received": 2 / 3}
     only = seeded.ok("/v1/stats/sellers", seller_id="s2")["data"]
     assert [s["seller_id"] for s in only] == ["s2"]
 
@@ -208,6 +214,36 @@ def test_stats_match_the_seeded_cases(seeded: Seeded) -> None:
     closed = sum(sum(d["closed"].values()) for d in daily["data"])
     assert opened == 6 and closed == 2
     assert seeded.ok("/v1/stats/daily")["to"] == today.isoformat()  # default: the last 30 days
+
+
+def test_appeal_and_chargeback_figures(seeded: Seeded) -> None:
+    api, ids = seeded.api, seeded.ids
+    _ok(api.act(ids["d3"], "reject", "seller", "s2", {"reason": "no", "evidence": []}),
+        "negotiating")  # fmt: skip
+    _ok(api.act(ids["d3"], "escalate", "buyer", "b2", {"reason": "stuck"}), "under_review")
+    ruling = {"decision": "full_refund", "rationale": "tracking"}
+    _ok(api.act(ids["d3"], "rule", "agent", "a1", ruling), "ruled")
+    appeal = {"reason": "it arrived", "evidence": [PHOTO]}
+    _ok(api.act(ids["d3"], "appeal", "seller", "s2", appeal), "under_appeal")
+    upheld = {"decision": "full_refund", "rationale": "still not there"}
+    _ok(api.act(ids["d3"], "rule", "agent", "a2", upheld), "refund_pending")
+    order = api.call("GET", f"/v1/disputes/{ids['d1']}", "agent", "a1").json()["order_id"]
+    charged = api.call("POST", f"/v1/orders/{order}/chargebacks", "service", "payments", {
+        "reference": "cb-1", "amount": MONEY, "reason": "fraud",
+        "opened_at": datetime.now(UTC).isoformat()})  # fmt: skip
+    assert charged.status_code == 201, charged.text
+    seeded.catch_up()
+
+    appeals = seeded.ok("/v1/stats/appeals")
+    assert (appeals["rulings"], appeals["filed"], appeals["by_seller"]) == (1, 1, 1)
+    assert (appeals["decided"], appeals["overturned"], appeals["overturn_rate"]) == (1, 0, 0.0)
+    chargebacks = seeded.ok("/v1/stats/chargebacks", role="auditor", principal="audit")
+    assert (chargebacks["chargebacks"], chargebacks["double_recoveries"]) == (1, 1)
+    assert chargebacks["amount_at_risk"] == [MONEY]
+    [double] = chargebacks["data"]
+    assert (double["dispute_id"], double["seller_id"], double["amount_at_risk"]) == (
+        ids["d1"], "s1", MONEY,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -236,7 +272,7 @@ def test_bad_parameters_answer_422_naming_the_parameter(
 
 @pytest.mark.parametrize("role", ["buyer", "seller"])
 def test_parties_are_refused_the_stats(bare: Seeded, role: str) -> None:
-    for path in ("sellers", "deadlines-due", "sla-breaches", "payouts-overdue", "daily", "counts"):
+    for path in STATS:
         response = bare.get(f"/v1/stats/{path}", role, "b1" if role == "buyer" else "s1")
         assert response.status_code == 403, (path, response.text)
         assert response.json()["type"].endswith("/role_not_permitted")

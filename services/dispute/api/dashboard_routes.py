@@ -179,7 +179,9 @@ def seller_stats(
     seller_id: Annotated[contract.Id | None, Query()] = None,
 ) -> Response:
     """Per seller: disputes, open and closed, by reason, time-out losses, refund rate,
-    amounts refunded and the median time to the seller's first answer."""
+    amounts refunded, the median time to the seller's first answer, and the orders
+    registered with the dispute rate (disputes per registered order) and the mix of
+    reasons (each reason's share): sellers with orders and no dispute are listed too."""
     figures = queries.seller_figures(seller_id or None)
     data = [
         contract.SellerStats(
@@ -220,7 +222,8 @@ def deadlines_due(queries: QueriesDep, application: AppDep, _viewer: StatsViewer
     "/stats/sla-breaches", response_model=contract.DeadlineList, responses=PROBLEMS, tags=["stats"]
 )
 def sla_breaches(queries: QueriesDep, application: AppDep, _viewer: StatsViewer) -> Response:
-    """Reviews whose ruling is past its SLA (7 business days from escalation)."""
+    """Reviews and appeals whose ruling is past its SLA (7 business days from the
+    escalation or the appeal; deadline kinds `ruling` and `appeal_ruling`)."""
     now = _now(application)
     rows = queries.sla_breaches(now)
     return reply(
@@ -287,6 +290,60 @@ def counts(queries: QueriesDep, _viewer: StatsViewer) -> Response:
             by_state=by_state,
             by_outcome=queries.counts_by_outcome(),
             lag=lag_of(queries),
+        )
+    )
+
+
+@dashboard.get(
+    "/stats/appeals", response_model=contract.AppealFigures, responses=PROBLEMS, tags=["stats"]
+)
+def appeals(queries: QueriesDep, _viewer: StatsViewer) -> Response:
+    """Rulings made with an appeal window, appeals filed (by buyers, by sellers), pending
+    and decided, and how often the appeal overturned the first ruling."""
+    lag = lag_of(queries)
+    figures = queries.appeal_figures()
+    return reply(contract.AppealFigures(**figures.as_dict(), lag=lag))
+
+
+@dashboard.get(
+    "/stats/chargebacks",
+    response_model=contract.ChargebackFigures,
+    responses=PROBLEMS,
+    tags=["stats"],
+)
+def chargebacks(queries: QueriesDep, _viewer: StatsViewer) -> Response:
+    """Chargebacks reported, the open disputes they closed, those on orders without a
+    dispute, and the double recoveries (a refund was already paid) with the amount at
+    risk, the newest 100 listed."""
+    lag = lag_of(queries)
+    f = queries.chargeback_figures()
+    return reply(
+        contract.ChargebackFigures(
+            chargebacks=f.chargebacks,
+            disputes_closed=f.disputes_closed,
+            without_dispute=f.without_dispute,
+            double_recoveries=f.double_recoveries,
+            amount=[contract.Money(amount=a, currency=c) for c, a in f.amount.items()],
+            amount_at_risk=[
+                contract.Money(amount=a, currency=c) for c, a in f.amount_at_risk.items()
+            ],
+            data=[
+                contract.DoubleRecovery(
+                    order_id=row["order_ref"],
+                    reference=row["reference"],
+                    dispute_id=row["dispute_id"],
+                    seller_id=row["seller_id"],
+                    buyer_id=row["buyer_id"],
+                    amount=contract.Money(amount=row["amount"], currency=row["currency"]),
+                    amount_at_risk=contract.Money(
+                        amount=row["amount_at_risk"] or 0, currency=row["currency"]
+                    ),
+                    opened_at=row["opened_at"],
+                    recorded_at=row["recorded_at"],
+                )
+                for row in f.double_recovery_rows
+            ],
+            lag=lag,
         )
     )
 

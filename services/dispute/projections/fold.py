@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain import Dispute, rules
+from ..domain import Dispute, Order, order_id, rules
 
 Row = dict[str, Any]
 
@@ -144,7 +144,13 @@ def fold_summary(row: Row | None, event: Dispute.Event) -> Row:
     elif isinstance(event, (Dispute.Escalated, Dispute.ReturnContested)):
         row["escalated_at"] = at
     elif isinstance(
-        event, (Dispute.Withdrawn, Dispute.BuyerResponseLapsed, Dispute.ReturnShipmentLapsed)
+        event,
+        (
+            Dispute.Withdrawn,
+            Dispute.BuyerResponseLapsed,
+            Dispute.ReturnShipmentLapsed,
+            Dispute.ChargedBack,
+        ),
     ):
         row["outcome"] = event.outcome
     elif isinstance(event, Dispute.RefundFailed):
@@ -172,3 +178,142 @@ def fold_daily(previous_state: str | None, event: Dispute.Event, counts: Counter
         if event.state == rules.CLOSED:
             counts[(day, CLOSED, getattr(event, "outcome", None) or "unknown")] += 1
     return str(event.state)
+
+
+# Orders, chargebacks and appeals ------------------------------------------------------
+
+# One row per registered order (keyed by the order aggregate's id): the denominator of a
+# seller's dispute rate, and the dispute's reason once one is opened.
+ORDER_COLUMNS: dict[str, str] = {
+    "order_key": "text",
+    "order_ref": "text",
+    "seller_id": "text",
+    "buyer_id": "text",
+    "currency": "text",
+    "amount": "int",
+    "registered_at": "ts",
+    "dispute_id": "text",
+    "reason": "text",
+}
+
+CHARGEBACK_COLUMNS: dict[str, str] = {
+    "order_key": "text",
+    "reference": "text",
+    "order_ref": "text",
+    "seller_id": "text",
+    "buyer_id": "text",
+    "currency": "text",
+    "amount": "int",
+    "reason": "text",
+    "opened_at": "ts",
+    "recorded_at": "ts",
+    "dispute_id": "text",
+    "double_recovery": "bool",
+    "amount_at_risk": "int",
+}
+
+# One row per dispute ruled with an appeal window (state `ruled`).
+APPEAL_COLUMNS: dict[str, str] = {
+    "dispute_id": "text",
+    "ruled_at": "ts",
+    "first_decision": "text",
+    "first_amount": "int",
+    "took_effect_at": "ts",
+    "appealed_at": "ts",
+    "appeal_by": "text",
+    "decided_at": "ts",
+    "final_decision": "text",
+    "final_amount": "int",
+    "overturned": "bool",
+}
+
+ORDER_EVENTS = (Order.Registered, Order.DisputeOpened, Order.ChargebackRecorded)
+APPEAL_EVENTS = (
+    Dispute.RulingIssued,
+    Dispute.RulingTookEffect,
+    Dispute.Appealed,
+    Dispute.AppealRuled,
+)
+
+
+def order_key_of(event: Any) -> str | None:
+    """The order row an event touches (None: none)."""
+    if isinstance(event, ORDER_EVENTS):
+        return str(event.originator_id)
+    if isinstance(event, Dispute.Opened):
+        return str(order_id(event.order_ref))
+    return None
+
+
+def fold_orders(
+    orders: dict[str, Row], chargebacks: dict[tuple[str, str], Row], event: Any
+) -> None:
+    """Folds an Order event (or a dispute's Opened) into the order rows and the new
+    chargeback rows, in place."""
+    key = order_key_of(event)
+    if key is None:
+        return
+    if isinstance(event, Order.Registered):
+        orders[key] = {
+            "order_key": key,
+            "order_ref": event.order_ref,
+            "seller_id": event.seller_id,
+            "buyer_id": event.buyer_id,
+            "currency": event.currency,
+            "amount": event.amount,
+            "registered_at": utc(event.timestamp),
+            "dispute_id": None,
+            "reason": None,
+        }
+        return
+    row = orders.get(key)
+    if row is None:  # an order registered before the view's first event: cannot happen
+        return
+    if isinstance(event, Order.DisputeOpened):
+        row["dispute_id"] = event.dispute_id
+    elif isinstance(event, Dispute.Opened):
+        row["reason"] = event.reason
+    elif isinstance(event, Order.ChargebackRecorded):
+        chargebacks[(key, event.reference)] = {
+            "order_key": key,
+            "reference": event.reference,
+            "order_ref": row["order_ref"],
+            "seller_id": row["seller_id"],
+            "buyer_id": row["buyer_id"],
+            "currency": row["currency"],
+            "amount": event.amount,
+            "reason": event.reason,
+            "opened_at": utc(event.opened_at),
+            "recorded_at": utc(event.timestamp),
+            "dispute_id": event.dispute_id,
+            "double_recovery": event.double_recovery,
+            "amount_at_risk": event.amount_at_risk,
+        }
+
+
+def fold_appeal(row: Row | None, event: Any) -> Row | None:
+    """The appeal row of a dispute after `event` (created by a ruling with a window)."""
+    at = utc(event.timestamp)
+    if isinstance(event, Dispute.RulingIssued):
+        return {
+            **dict.fromkeys(APPEAL_COLUMNS),
+            "dispute_id": str(event.originator_id),
+            "ruled_at": at,
+            "first_decision": event.decision,
+            "first_amount": event.amount,
+        }
+    if row is None:
+        return None
+    row = dict(row)
+    if isinstance(event, Dispute.RulingTookEffect):
+        row["took_effect_at"] = at
+    elif isinstance(event, Dispute.Appealed):
+        row["appealed_at"], row["appeal_by"] = at, event.actor_role
+    elif isinstance(event, Dispute.AppealRuled):
+        row["decided_at"] = at
+        row["final_decision"], row["final_amount"] = event.decision, event.amount
+        row["overturned"] = (row["first_decision"], row["first_amount"]) != (
+            event.decision,
+            event.amount,
+        )
+    return row

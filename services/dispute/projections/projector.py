@@ -26,13 +26,14 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from ..domain import Dispute
+from ..domain import Dispute, Order
 from ..quarantine import Quarantine, printable
 from .views import VIEW_NAMES, DashboardView, PositionMoved, construct_views
 
 log = logging.getLogger(__name__)
 
 DISPUTE_TOPIC_PREFIX = get_topic(Dispute) + "."
+ORDER_TOPIC_PREFIX = get_topic(Order) + "."
 # A database that is down or busy: the batch is retried as it is, never quarantined.
 STORAGE_ERRORS = (InterfaceError, OperationalError)
 
@@ -72,7 +73,7 @@ class Projector:
             if not notifications:
                 continue
             try:
-                events: list[Dispute.Event] | None = self._dispute_events(notifications)
+                events: list[Any] | None = self._events(notifications)
             except STORAGE_ERRORS:
                 raise
             except Exception:  # one of them cannot be decoded: find it, one at a time
@@ -114,7 +115,7 @@ class Projector:
         for notification in notifications:
             tracking = Tracking(self.app.name, notification.id)
             try:
-                view.process_batch(position, tracking, self._dispute_events([notification]))
+                view.process_batch(position, tracking, self._events([notification]))
             except PositionMoved as moved:
                 log.info("%s; reading again", moved)
                 return done
@@ -182,11 +183,12 @@ class Projector:
             start=position, limit=self.batch_size, inclusive_of_start=position is None
         )
 
-    def _dispute_events(self, notifications: Sequence[Notification]) -> list[Dispute.Event]:
+    def _events(self, notifications: Sequence[Notification]) -> list[Any]:
+        """The batch's Dispute and Order events (the views read nothing else)."""
         return [
-            self.app.mapper.to_domain_event(n)  # type: ignore[misc]
+            self.app.mapper.to_domain_event(n)
             for n in notifications
-            if n.topic.startswith(DISPUTE_TOPIC_PREFIX)
+            if n.topic.startswith((DISPUTE_TOPIC_PREFIX, ORDER_TOPIC_PREFIX))
         ]
 
 

@@ -8,12 +8,20 @@ dies. The position is also a guard: the transaction first locks the view's track
 and checks it still holds the position the batch was read after, so two projectors (or a
 projector and a rebuild) racing on one view never both apply a batch.
 
-Two views, each rebuilt on its own:
+Four views, each rebuilt on its own:
 - `summary`: `dashboard_disputes` (one row per dispute) and `dashboard_deadlines` (the
   pending deadlines of every dispute, from the latest event's `deadlines`);
 - `daily`: `dashboard_daily_counts` (per UTC day: disputes opened by reason, entering each
   state, closed by outcome) and `dashboard_daily_state` (each dispute's last state, which
-  the counts need to see a change of state).
+  the counts need to see a change of state);
+- `orders`: `dashboard_orders` (one row per registered order, with its dispute and the
+  dispute's reason: a seller's dispute rate and mix of reasons) and
+  `dashboard_chargebacks` (one row per chargeback, double recoveries flagged);
+- `appeals`: `dashboard_appeals` (one row per ruling made with an appeal window: whether
+  it was appealed, by whom, and whether the appeal overturned it).
+
+The projector hands every view the batch's Dispute and Order events; each view folds the
+ones it reads.
 """
 
 from __future__ import annotations
@@ -34,20 +42,30 @@ from psycopg.sql import SQL
 from ..domain import Dispute
 from ..infrastructure.postgres import serialised_ddl
 from .fold import (
+    APPEAL_COLUMNS,
+    APPEAL_EVENTS,
+    CHARGEBACK_COLUMNS,
     DAILY_COLUMNS,
     DAILY_STATE_COLUMNS,
     DEADLINE_COLUMNS,
+    ORDER_COLUMNS,
     SUMMARY_COLUMNS,
     Row,
     deadline_rows,
+    fold_appeal,
     fold_daily,
+    fold_orders,
     fold_summary,
+    order_key_of,
 )
 
 SUMMARY_TABLE = "dashboard_disputes"
 DEADLINES_TABLE = "dashboard_deadlines"
 DAILY_TABLE = "dashboard_daily_counts"
 DAILY_STATE_TABLE = "dashboard_daily_state"
+ORDERS_TABLE = "dashboard_orders"
+CHARGEBACKS_TABLE = "dashboard_chargebacks"
+APPEALS_TABLE = "dashboard_appeals"
 
 
 class PositionMoved(Exception):
@@ -119,14 +137,15 @@ class DashboardView(ABC):
     # What the view does with a batch -----------------------------------------------------
 
     @abstractmethod
-    def apply(self, curs: Any, events: Sequence[Dispute.Event]) -> None:
-        """Writes the rows the events lead to (inside the batch's transaction)."""
+    def apply(self, curs: Any, events: Sequence[Any]) -> None:
+        """Writes the rows the events lead to (inside the batch's transaction); `events`
+        are the batch's Dispute and Order events, in order."""
 
     def process_batch(
         self,
         expected: int | None,
         tracking: Tracking,
-        events: Sequence[Dispute.Event],
+        events: Sequence[Any],
     ) -> None:
         """Applies the events and records `tracking`, in one transaction, provided the
         view is still at `expected` (the position the batch was read after)."""
@@ -255,7 +274,10 @@ class SummaryView(DashboardView):
     )
     tables = (summary, deadlines)
 
-    def apply(self, curs: Any, events: Sequence[Dispute.Event]) -> None:
+    def apply(self, curs: Any, events: Sequence[Any]) -> None:
+        events = [e for e in events if isinstance(e, Dispute.Event)]
+        if not events:
+            return
         ids = list(dict.fromkeys(str(e.originator_id) for e in events))
         rows: dict[str, Row] = {
             row["dispute_id"]: row
@@ -284,7 +306,10 @@ class DailyCountsView(DashboardView):
     states = Table(DAILY_STATE_TABLE, DAILY_STATE_COLUMNS, ["dispute_id"])
     tables = (counts, states)
 
-    def apply(self, curs: Any, events: Sequence[Dispute.Event]) -> None:
+    def apply(self, curs: Any, events: Sequence[Any]) -> None:
+        events = [e for e in events if isinstance(e, Dispute.Event)]
+        if not events:
+            return
         ids = list(dict.fromkeys(str(e.originator_id) for e in events))
         states: dict[str, str | None] = {
             row["dispute_id"]: row["state"]
@@ -304,6 +329,56 @@ class DailyCountsView(DashboardView):
             "ON CONFLICT (day, metric, key) DO UPDATE SET n = c.n + excluded.n",
             [[day, metric, key, n] for (day, metric, key), n in sorted(counts.items())],
         )
+
+
+class OrdersView(DashboardView):
+    name = "dashboard_orders"
+    orders = Table(ORDERS_TABLE, ORDER_COLUMNS, ["order_key"], [["seller_id"]])
+    chargebacks = Table(
+        CHARGEBACKS_TABLE,
+        CHARGEBACK_COLUMNS,
+        ["order_key", "reference"],
+        [["double_recovery", "recorded_at"], ["seller_id"]],
+    )
+    tables = (orders, chargebacks)
+
+    def apply(self, curs: Any, events: Sequence[Any]) -> None:
+        keys = list(dict.fromkeys(k for e in events if (k := order_key_of(e)) is not None))
+        if not keys:
+            return
+        rows: dict[str, Row] = {
+            row["order_key"]: row
+            for row in self.select(
+                curs, self.orders, f"WHERE order_key IN ({self.placeholders(keys)})", keys
+            )
+        }
+        chargebacks: dict[tuple[str, str], Row] = {}
+        for event in events:
+            fold_orders(rows, chargebacks, event)
+        self.upsert(curs, self.orders, [rows[k] for k in keys if k in rows])
+        self.upsert(curs, self.chargebacks, list(chargebacks.values()))
+
+
+class AppealsView(DashboardView):
+    name = "dashboard_appeals"
+    appeals = Table(APPEALS_TABLE, APPEAL_COLUMNS, ["dispute_id"], [["ruled_at"]])
+    tables = (appeals,)
+
+    def apply(self, curs: Any, events: Sequence[Any]) -> None:
+        events = [e for e in events if isinstance(e, APPEAL_EVENTS)]
+        if not events:
+            return
+        ids = list(dict.fromkeys(str(e.originator_id) for e in events))
+        rows: dict[str, Row | None] = {
+            row["dispute_id"]: row
+            for row in self.select(
+                curs, self.appeals, f"WHERE dispute_id IN ({self.placeholders(ids)})", ids
+            )
+        }
+        for event in events:
+            key = str(event.originator_id)
+            rows[key] = fold_appeal(rows.get(key), event)
+        self.upsert(curs, self.appeals, [row for row in rows.values() if row is not None])
 
 
 # Backends --------------------------------------------------------------------------------
@@ -468,10 +543,36 @@ class SQLiteDailyCountsView(SQLiteBackend, DailyCountsView):
     pass
 
 
-VIEW_NAMES = ("summary", "daily")
+class PostgresOrdersView(PostgresBackend, OrdersView):
+    pass
+
+
+class PostgresAppealsView(PostgresBackend, AppealsView):
+    pass
+
+
+class SQLiteOrdersView(SQLiteBackend, OrdersView):
+    pass
+
+
+class SQLiteAppealsView(SQLiteBackend, AppealsView):
+    pass
+
+
+VIEW_NAMES = ("summary", "daily", "orders", "appeals")
 _BY_BACKEND: dict[str, dict[str, type[Any]]] = {
-    "postgres": {"summary": PostgresSummaryView, "daily": PostgresDailyCountsView},
-    "sqlite": {"summary": SQLiteSummaryView, "daily": SQLiteDailyCountsView},
+    "postgres": {
+        "summary": PostgresSummaryView,
+        "daily": PostgresDailyCountsView,
+        "orders": PostgresOrdersView,
+        "appeals": PostgresAppealsView,
+    },
+    "sqlite": {
+        "summary": SQLiteSummaryView,
+        "daily": SQLiteDailyCountsView,
+        "orders": SQLiteOrdersView,
+        "appeals": SQLiteAppealsView,
+    },
 }
 
 
