@@ -4,6 +4,7 @@ the gateway, the dispute service and the deadline worker (sandbox clock on)."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -53,11 +54,13 @@ class Case:
     """The cast of one case: its own buyer, seller and order, and the shared staff."""
 
     def __init__(self, client: httpx.Client, stack: Stack) -> None:
+        self.stack = stack
         tag = uuid.uuid4().hex[:8]
         self.order_id = f"ord-{tag}"
         self.buyer = Party(client, stack, "buyer", f"buyer-{tag}")
         self.seller = Party(client, stack, "seller", f"seller-{tag}")
         self.agent = Party(client, stack, "agent", "agent-1")
+        self.second_agent = Party(client, stack, "agent", "agent-2")
         self.logistics = Party(client, stack, "service", "logistics")
         self.payments = Party(client, stack, "service", "payments")
         self.auditor = Party(client, stack, "auditor", "auditor-1")
@@ -91,9 +94,9 @@ class Case:
         }
         return self.buyer.send("POST", "/v1/disputes", body, **{"X-Request-ID": "open-" + reason})
 
-    def opened(self, reason: str, resolution: str = "refund_only") -> dict[str, Any]:
+    def opened(self, reason: str, resolution: str = "refund_only", **extra: Any) -> dict[str, Any]:
         self.register_order()
-        response = self.open(reason, resolution)
+        response = self.open(reason, resolution, **extra)
         assert response.status_code == 201, response.text
         dispute: dict[str, Any] = response.json()
         assert response.headers["location"] == f"/v1/disputes/{dispute['id']}"
@@ -108,6 +111,34 @@ class Case:
             dispute_id, "refund-paid", {"reference": reference, "paid_at": paid_at}
         )
         return closed
+
+    def charge_back(self, reference: str, amount: int = 5000) -> httpx.Response:
+        body = {"reference": reference, "amount": usd(amount), "reason": "not recognised",
+                "opened_at": datetime.now(UTC).isoformat()}  # fmt: skip
+        return self.payments.send("POST", f"/v1/orders/{self.order_id}/chargebacks", body)
+
+
+def settled_stats(party: Party, figure: str) -> dict[str, Any]:
+    """A /v1/stats figure once the projector has caught up (lag 0)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = party.get(f"/v1/stats/{figure}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if body["lag"]["events"] == 0:
+            return body
+        assert time.monotonic() < deadline, f"the projector did not catch up: {body['lag']}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def projector(stack: Stack) -> Iterator[None]:
+    """The projector following the event log into the dashboard views."""
+    stack.start("projector")
+    try:
+        yield
+    finally:
+        stack.stop("projector")
 
 
 @pytest.fixture
@@ -182,7 +213,11 @@ def test_a_damaged_item_is_escalated_ruled_returned_and_refunded(case: Case) -> 
             "rationale": "the photos show transit damage",
         },
     )
-    assert ruled["state"] == "awaiting_return"
+    assert ruled["state"] == "ruled"  # final once the appeal window (3 days) ends
+    moved = case.agent.send("POST", "/v1/sandbox/clock", {"advance": "P3DT1H"})
+    assert moved.status_code == 200, moved.text
+    effective = case.buyer.get(f"/v1/disputes/{dispute_id}").json()
+    assert effective["state"] == "awaiting_return"
     shipped = case.buyer.act(
         dispute_id, "ship-return", {"carrier": "UPS", "tracking_number": "1Z999"}
     )
@@ -248,3 +283,120 @@ def test_the_gateway_answers_503_while_the_service_is_down_and_recovers(
         stack.wait_ready(stack.gateway_url)
     assert case.agent.get("/v1/state-machine").status_code == 200
     case.opened("damaged")  # commands work again
+
+
+def test_an_order_not_yet_shipped_is_cancelled_and_refunded_when_the_seller_is_silent(
+    case: Case,
+) -> None:
+    dispute = case.opened("not_shipped", evidence=[])
+    assert dispute["reason"] == "not_shipped" and dispute["evidence"] == []
+    moved = case.agent.send("POST", "/v1/sandbox/clock", {"advance": "P5DT1H"})
+    assert moved.status_code == 200, moved.text
+    granted = case.buyer.get(f"/v1/disputes/{dispute['id']}").json()
+    assert granted["state"] == "refund_pending"
+    assert granted["refund"]["amount"] == usd(5000)
+    closed = case.pay_refund(dispute["id"], "re_cancelled")
+    assert closed["outcome"] == "refunded_full"
+
+
+def test_a_shipped_order_cannot_be_cancelled_but_reported_shipping_changes_nothing(
+    case: Case,
+) -> None:
+    dispute = case.opened("not_shipped", evidence=[])
+    order = case.logistics.get(f"/v1/orders/{case.order_id}").json()
+    shipped = {k: order[k] for k in ("buyer_id", "seller_id", "amount", "payment_method",
+                                     "placed_at")}  # fmt: skip
+    shipped["shipped_at"] = order["placed_at"]
+    updated = case.logistics.send("PUT", f"/v1/orders/{case.order_id}", shipped)
+    assert updated.status_code == 200, updated.text
+    unchanged = case.seller.get(f"/v1/disputes/{dispute['id']}").json()
+    assert unchanged["version"] == dispute["version"]
+    refused = case.seller.send(
+        "POST", f"/v1/disputes/{dispute['id']}/reject", {"reason": "sent", "evidence": [PHOTO]}
+    )
+    assert assert_problem(refused, 422, "invalid_input")["errors"][0]["rule"] == (
+        "tracking_required"
+    )
+    other = Case(case.buyer.client, case.stack)
+    other.register_order(shipped_at=datetime.now(UTC).isoformat())
+    assert_problem(other.open("not_shipped", evidence=[]), 422, "order_shipped")
+
+
+def test_an_appeal_is_decided_by_another_agent_and_is_final(case: Case, projector: None) -> None:
+    dispute = case.opened("damaged")
+    dispute_id = dispute["id"]
+    case.seller.act(dispute_id, "reject", {"reason": "it left intact", "evidence": [PHOTO]})
+    case.buyer.act(dispute_id, "escalate", {"reason": "crushed"})
+    ruled = case.agent.act(dispute_id, "rule", {"decision": "full_refund", "rationale": "photos"})
+    assert ruled["state"] == "ruled" and ruled["ruling"]["final_at"]
+    assert "appeal" not in case.buyer.get(f"/v1/disputes/{dispute_id}").json()["allowed_actions"]
+    appealed = case.seller.act(
+        dispute_id, "appeal", {"reason": "courier photo shows it intact", "evidence": [PHOTO]}
+    )
+    assert appealed["state"] == "under_appeal" and appealed["appeal"]["by"] == "seller"
+    recommendation = case.second_agent.get(f"/v1/disputes/{dispute_id}").json()["recommendation"]
+    assert recommendation["basis"].startswith("appeal by the seller")
+    same_agent = case.agent.send(
+        "POST", f"/v1/disputes/{dispute_id}/rule", {"decision": "seller_favoured", "rationale": "x"}
+    )
+    assert "rule" not in assert_problem(same_agent, 409, "action_not_allowed")["allowed_actions"]
+    final = case.second_agent.act(
+        dispute_id, "rule", {"decision": "seller_favoured", "rationale": "intact on delivery"}
+    )
+    assert (final["state"], final["outcome"]) == ("closed", "seller_favoured")
+    assert final["appeal"]["overturned"] is True
+    again = case.buyer.send(
+        "POST", f"/v1/disputes/{dispute_id}/appeal", {"reason": "no", "evidence": [PHOTO]}
+    )
+    assert_problem(again, 409, "action_not_allowed")
+    appeals = settled_stats(case.auditor, "appeals")
+    assert appeals["filed"] >= 1 and appeals["overturned"] >= 1
+    machine = case.buyer.get("/v1/state-machine").json()
+    for name in ("ruled", "under_appeal", "appeal_window_timeout", "chargeback"):
+        assert name in machine["mermaid"]
+
+
+def test_a_chargeback_closes_the_open_dispute_and_blocks_a_later_refund(case: Case) -> None:
+    dispute = case.opened("not_received")
+    case.seller.act(dispute["id"], "accept")
+    charged = case.charge_back("cb_open")
+    assert charged.status_code == 201, charged.text
+    assert charged.json()["chargebacks"][0]["double_recovery"] is False
+    closed = case.buyer.get(f"/v1/disputes/{dispute['id']}").json()
+    assert (closed["state"], closed["outcome"]) == ("closed", "chargeback")
+    late = case.payments.send(
+        "POST", f"/v1/disputes/{dispute['id']}/refund-paid",
+        {"reference": "re_late", "paid_at": datetime.now(UTC).isoformat()},
+    )  # fmt: skip
+    assert "chargeback" in assert_problem(late, 409, "action_not_allowed")["detail"]
+
+
+def test_a_chargeback_after_a_paid_refund_is_a_double_recovery_on_the_dashboard(
+    case: Case, projector: None
+) -> None:
+    dispute = case.opened("wrong_item")
+    case.seller.act(dispute["id"], "accept")
+    case.pay_refund(dispute["id"], "re_first")
+    charged = case.charge_back("cb_double", 4000)
+    [recorded] = charged.json()["chargebacks"]
+    assert recorded["double_recovery"] is True and recorded["amount_at_risk"] == usd(4000)
+    figures = settled_stats(case.agent, "chargebacks")
+    assert any(
+        d["reference"] == "cb_double" and d["amount_at_risk"] == usd(4000) for d in figures["data"]
+    )
+    sellers = settled_stats(case.agent, "sellers")
+    mine = next(s for s in sellers["data"] if s["seller_id"] == case.seller.id)
+    assert (mine["orders"], mine["dispute_rate"], mine["reason_mix"]) == (
+        1, 1.0, {"wrong_item": 1.0},
+    )  # fmt: skip
+
+
+def test_an_order_with_a_chargeback_cannot_be_disputed(case: Case) -> None:
+    case.register_order()
+    assert case.charge_back("cb_first").status_code == 201
+    assert_problem(case.open("not_received"), 409, "order_charged_back")
+    assert_problem(case.charge_back("cb_first"), 409, "chargeback_exists")
+    assert_problem(
+        case.buyer.send("POST", f"/v1/orders/{case.order_id}/chargebacks", {}),
+        403, "role_not_permitted",
+    )  # fmt: skip
