@@ -143,8 +143,9 @@ Line = Annotated[
     Field(min_length=1, max_length=LINE_MAX, pattern=LINE_PATTERN),
 ]
 ReasonName = Literal[
-    "not_received", "not_as_described", "wrong_item", "damaged", "missing_parts", "late_delivery"
-]
+    "not_received", "not_as_described", "wrong_item", "damaged", "missing_parts", "late_delivery",
+    "not_shipped",
+]  # fmt: skip
 Cursor = Annotated[
     StrictStr, Field(min_length=1, max_length=CURSOR_MAX, pattern=r"^[A-Za-z0-9_-]+$")
 ]
@@ -245,12 +246,13 @@ class ChargebackCreate(_Request):
     chargeback. An open dispute on the order closes with outcome `chargeback`; after a
     paid refund it is flagged `double_recovery`; the order can no longer be disputed."""
 
-    reference: Annotated[StrictStr, Field(min_length=1, max_length=200)] = Field(
-        description="the card network's or the payment provider's case reference; once per order"
+    reference: Line = Field(
+        description="the card network's or the payment provider's case reference, at most "
+        "200 characters on one line; recorded once per order"
     )
-    amount: Money = Field(description="in the order's currency, 1 up to the order amount")
-    reason: Annotated[StrictStr, Field(min_length=1, max_length=1000)]
-    opened_at: AwareDatetime = Field(description="when the cardholder opened it")
+    amount: MoneyIn = Field(description="in the order's currency, 1 up to the order amount")
+    reason: ReasonText
+    opened_at: Time = Field(description="when the cardholder opened it; not in the future")
 
 
 class ProtectionExtensionCreate(_Request):
@@ -340,8 +342,8 @@ class AppealBody(_Request):
     """`appeal` (the party the ruling went against, while `ruled`): once, with new evidence;
     an agent other than the one who ruled decides it."""
 
-    reason: Annotated[StrictStr, Field(min_length=1, max_length=5000)]
-    evidence: list[EvidenceItem] = Field(min_length=1, max_length=50)
+    reason: ReasonText
+    evidence: list[EvidenceItem] = Field(min_length=1, max_length=MAX_EVIDENCE)
 
 
 class ShipReturnBody(_Request):
