@@ -385,6 +385,9 @@ def test_seller_figures_for_hand_checked_cases(seeded: Any) -> None:
         "amount_refunded": {"USD": 10_000},
         "responded": 2,  # d1 accepted after 1 h, d3 rejected after 2 h
         "median_response_seconds": 5400.0,
+        "orders": 3,  # each of s1's orders is disputed
+        "dispute_rate": 1.0,
+        "reason_mix": {"damaged": 1 / 3, "not_received": 1 / 3, "wrong_item": 1 / 3},
     }
     [s2] = queries.seller_figures("s2")
     assert (s2.disputes, s2.closed, s2.refunded, s2.refund_rate, s2.timeout_losses) == (
