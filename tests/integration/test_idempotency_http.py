@@ -15,6 +15,7 @@ from services.dispute.domain import Actor, Role
 from services.dispute.infrastructure.idempotency import Claim, Claimed, Completion, fingerprint
 
 from .http_support import Api, dispute_body, headers, running_service, uvicorn_server
+from .test_recorder_idempotency import die
 
 
 @pytest.fixture
@@ -108,14 +109,18 @@ def test_a_response_lost_after_the_commit_is_replayed_on_retry(api: Api) -> None
     assert event_count(api, dispute["id"]) == 2
 
 
-def test_a_key_abandoned_before_its_commit_can_be_used_after_the_lease(api: Api) -> None:
+def test_a_key_abandoned_by_a_process_that_died_is_free_for_the_retry(api: Api) -> None:
+    """The process claimed the key and died before its commit: the retry executes at
+    once (no lease to wait out)."""
     dispute = api.open_dispute()
     application: Any = api.client.app.state.application  # type: ignore[attr-defined]
     path = f"/v1/disputes/{dispute['id']}/messages"
     body = b'{"body": "hi"}'
     crashed = Claim("buyer:b1", "crash-1", fingerprint("POST", path, body))
-    application.recorder.try_claim(crashed, time.time() - 3600, 30)  # then the process died
+    assert isinstance(application.recorder.try_claim(crashed, time.time(), 30), Claimed)
+    die(application.recorder, crashed)
 
+    started = time.monotonic()
     retry = api.client.post(
         path,
         content=body,
@@ -125,6 +130,7 @@ def test_a_key_abandoned_before_its_commit_can_be_used_after_the_lease(api: Api)
     )
 
     assert retry.status_code == 200, retry.text
+    assert time.monotonic() - started < 5  # not idempotency_wait_seconds then 409
     assert event_count(api, dispute["id"]) == 2
 
 

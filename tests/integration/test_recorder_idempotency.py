@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -139,13 +141,62 @@ def test_keys_are_scoped_to_the_principal(recorder: IdempotencyStore) -> None:
     assert isinstance(recorder.try_claim(_claim(principal="buyer:b2"), now, LEASE), Claimed)
 
 
-def test_an_abandoned_claim_can_be_taken_over_after_its_lease(recorder: Any) -> None:
-    long_ago = time.time() - 3600
-    abandoned = _claim()
-    assert isinstance(recorder.try_claim(abandoned, long_ago, lease_seconds=5), Claimed)
+def die(recorder: Any, claim: Claim) -> None:
+    """What the death of the process holding `claim` leaves behind: on PostgreSQL its
+    connection closes (as the kernel closes a killed process's sockets); on SQLite only
+    the claim's row, whose token names a process that no longer runs."""
+    if isinstance(recorder, IdempotentPostgresApplicationRecorder):
+        connection, _ = recorder._held.pop(claim.token)
+        connection.close()
+        return
+    with recorder.datastore.transaction(commit=True) as c:
+        c.execute(
+            f"UPDATE {recorder.claims_table} SET token = ? WHERE token = ?",
+            (f"{dead_pid()}-x", claim.token),
+        )
 
-    retry = _claim()
-    assert isinstance(recorder.try_claim(retry, time.time(), LEASE), Claimed)
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def claim_soon(recorder: Any, claim: Claim, within_seconds: float = 5.0) -> Any:
+    """Claims, trying again for a moment (PostgreSQL ends a closed session's locks
+    asynchronously, a few milliseconds after the socket closes)."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        result = recorder.try_claim(claim, time.time(), LEASE)
+        if not isinstance(result, InProgress) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)
+
+
+def test_the_claim_of_a_process_that_died_is_free_at_once(recorder: Any) -> None:
+    crashed = _claim()
+    assert isinstance(recorder.try_claim(crashed, time.time(), LEASE), Claimed)
+    die(recorder, crashed)
+
+    assert isinstance(claim_soon(recorder, _claim()), Claimed)
+
+
+def test_a_claim_is_free_once_released(recorder: Any) -> None:
+    claim = _claim()
+    assert isinstance(recorder.try_claim(claim, time.time(), LEASE), Claimed)
+    assert isinstance(recorder.try_claim(_claim(), time.time(), LEASE), InProgress)
+
+    recorder.release(claim)
+
+    assert isinstance(recorder.try_claim(_claim(), time.time(), LEASE), Claimed)
+
+
+def test_an_sqlite_claim_of_a_live_process_is_taken_over_after_its_lease(tmp_path: Path) -> None:
+    recorder = IdempotentSQLiteApplicationRecorder(SQLiteDatastore(str(tmp_path / "e.db")))
+    recorder.create_table()
+    assert isinstance(recorder.try_claim(_claim(), time.time() - 3600, lease_seconds=5), Claimed)
+
+    assert isinstance(recorder.try_claim(_claim(), time.time(), LEASE), Claimed)
 
 
 def test_a_second_completion_of_one_key_rolls_its_events_back(recorder: Any) -> None:
@@ -190,6 +241,7 @@ def test_purge_forgets_keys_older_than_the_retention(recorder: Any) -> None:
     long_ago = time.time() - 100 * 3600
     recorder.try_claim(claim, long_ago, LEASE)
     recorder.store_response(Completion(claim, _response()), long_ago)
+    recorder.release(claim)
 
     assert recorder.purge(older_than=time.time() - 48 * 3600) == 1
 

@@ -9,16 +9,22 @@
 - A command's response is stored by the recorder in the transaction of its events
   (`respond` below), so a response lost after the commit is replayed on a retry.
 - A domain refusal (nothing recorded) is stored in its own transaction, except a lost
-  race (`concurrent_update`), which, like an unexpected error, releases the key so
-  that a retry executes.
+  race (`concurrent_update`). The claim is released when the request ends, however it
+  ends (and ends with the process or its connection on PostgreSQL), so a retry after
+  a failure executes at once.
+- A failure whose outcome is unknown (the connection broke after the write was sent)
+  is a 503, never a refusal: the retry with the same key replays the stored response
+  if the write committed, and executes if it did not.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -38,6 +44,8 @@ from services.dispute.metrics import COMMANDS, IDEMPOTENCY_REPLAYS
 
 from .dependencies import Call
 from .problems import ApiProblem, domain_problem, stored_problem
+
+log = logging.getLogger("services.dispute.api")
 
 POLL_SECONDS = 0.05
 PURGE_EVERY_SECONDS = 600.0
@@ -102,37 +110,45 @@ def _run(request: Request, call: Call, perform: Perform, render: Render) -> Resp
 
     try:
         perform(respond)
-    except ConcurrentUpdate:
-        call.store.release(claim)
-        raise
     except DomainError as error:
+        if isinstance(error, ConcurrentUpdate):
+            raise  # a lost race records nothing: the claim goes, a retry executes
         request.state.refusal = error.code
+        # A refusal is stored for the key; if the key has a response already (our own
+        # write, committed before a broken connection), that is the answer.
         refusal = stored_problem(domain_problem(request, error))
-        call.store.store_response(Completion(claim, refusal), time.time())
-        return to_response(refusal)
-    except BaseException:
-        call.store.release(claim)
-        raise
+        return to_response(call.store.store_response(Completion(claim, refusal), time.time()))
+    finally:
+        _release(call, claim)  # however it ended: a retry must never wait for it
     return to_response(rendered[-1])
 
 
 def run_plain(request: Request, call: Call, execute: Callable[[], StoredResponse]) -> Response:
     """A command that records no events (the sandbox clock): its response is stored after
-    it ran, in a transaction of its own."""
+    it ran, in a transaction of its own (`execute` must be safe to repeat)."""
     if call.idempotency_key is None or call.store is None:
         return to_response(execute())
     claim = _claim(request, call)
     if isinstance(claim, Response):
         return claim
     try:
-        stored = execute()
-    except DomainError as error:
-        stored = stored_problem(domain_problem(request, error))
-    except BaseException:
+        try:
+            stored = execute()
+        except DomainError as error:
+            stored = stored_problem(domain_problem(request, error))
+        return to_response(call.store.store_response(Completion(claim, stored), time.time()))
+    finally:
+        _release(call, claim)
+
+
+def _release(call: Call, claim: Claim) -> None:
+    """Gives the claim up; a failure here must not turn the request's answer into an
+    error (the claim then ends with the session, or its lease on SQLite)."""
+    assert call.store is not None
+    try:
         call.store.release(claim)
-        raise
-    call.store.store_response(Completion(claim, stored), time.time())
-    return to_response(stored)
+    except PersistenceError as error:
+        log.warning("releasing Idempotency-Key %r failed: %s", claim.key, error)
 
 
 def _claim(request: Request, call: Call) -> Claim | Response:

@@ -35,6 +35,7 @@ from services.dispute.domain import (
     VersionMismatch,
 )
 from services.dispute.infrastructure.idempotency import StoredResponse
+from services.dispute.infrastructure.pool import DatabaseUnavailable, OutcomeUnknown
 from shared.contract import PROBLEM_MEDIA_TYPE, FieldError, Problem, problem_type
 from shared.http import allowed_methods
 
@@ -251,13 +252,29 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(request: Request, exc: Exception) -> Response:
-        log.warning("storage unavailable: %s", exc)
+        # One line per outage is logged by the connection pool; per request, debug only.
+        log.debug("storage unavailable: %s", exc)
         problem = problem_body(
             request,
             503,
             "unavailable",
             "Service unavailable",
             "the event store is unavailable or busy; retry shortly with the same Idempotency-Key",
+        )
+        return problem_response(problem, {"Retry-After": "1"})
+
+    @app.exception_handler(OutcomeUnknown)
+    async def _outcome_unknown(request: Request, exc: Exception) -> Response:
+        log.warning("outcome unknown: %s", exc)
+        problem = problem_body(
+            request,
+            503,
+            "unavailable",
+            "Service unavailable",
+            "the connection to the event store broke while the command was being recorded: "
+            "it may or may not have taken effect; retry with the same Idempotency-Key to "
+            "learn which (a retry without a key may act twice)",
         )
         return problem_response(problem, {"Retry-After": "1"})

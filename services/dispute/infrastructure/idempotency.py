@@ -2,9 +2,14 @@
 
 Two tables per event store:
 
-- `<events>_idempotency_claims`: who is executing a key now. A claim carries a random
-  token and a short lease; a claim whose lease ran out (the process died before it
-  committed) can be taken over.
+- `<events>_idempotency_claims`: who is executing a key now, and with which request
+  (fingerprint). A claim ends the moment its holder does:
+  - PostgreSQL: the claim is a session-level advisory lock on a connection held for the
+    request. A process that dies, or a connection that breaks, ends the session, and
+    PostgreSQL drops the lock at once: the retry executes (no lease to wait out).
+  - SQLite: a row with a lease; a claim of a process that no longer runs (its pid
+    leads the token) or whose lease ran out is taken over.
+  A request releases its claim when it ends, however it ends.
 - `<events>_idempotency_responses`: the first response to a key. A command's response
   row is inserted in the SAME transaction as its events (the recorder does it when
   `Application.save(..., idempotency=Completion(...))` is called), so a response is
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -46,7 +52,8 @@ class Claim:
     principal: str
     key: str
     fingerprint: str
-    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    # The claiming process's pid first (SQLite takes over a dead process's claim).
+    token: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(12)}")
 
 
 @dataclass(frozen=True)
@@ -110,12 +117,13 @@ class IdempotencyStore(ABC):
         """Claims the key, or says why not (replay, reused, in progress)."""
 
     @abstractmethod
-    def store_response(self, completion: Completion, now: float) -> None:
-        """Stores a response outside any event transaction (refusals that recorded nothing)."""
+    def store_response(self, completion: Completion, now: float) -> StoredResponse:
+        """Stores a response outside any event transaction (refusals that recorded
+        nothing), unless the key has one already; returns the one stored."""
 
     @abstractmethod
     def release(self, claim: Claim) -> None:
-        """Gives the key up so that a retry executes (after an unexpected failure)."""
+        """Gives the key up (after its response is stored, or so that a retry executes)."""
 
     @abstractmethod
     def purge(self, older_than: float) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.utils import Environment, EnvType, retry
+from eventsourcing.utils import Environment, EnvType
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
@@ -48,6 +48,12 @@ from .idempotency import (
     Reused,
     StoredResponse,
     response_params,
+)
+from .pool import (
+    OutcomeUnknown,
+    ResilientPostgresDatastore,
+    first_line,
+    translate,
 )
 
 LAST_HASHES_KEPT = 10_000  # aggregates; about 1 MB
@@ -206,26 +212,35 @@ class IdempotentPostgresApplicationRecorder(
             "VALUES (%s, %s, %s, %s, %s, %s, %s)"
         ).format(**fmt)
         self._insert_response_if_absent = self._insert_response + SQL(" ON CONFLICT DO NOTHING")
-        self._select_response = SQL(
-            "SELECT fingerprint, status, headers, body FROM {schema}.{responses} "
+        # Claims: a session-level advisory lock per key, held on a connection of its own
+        # for as long as the request runs (see `try_claim`); the row beside it only says
+        # which request (fingerprint) holds the key.
+        self._lock_key_prefix = f"{datastore.schema}.{events_table_name}"
+        self._select_response_and_claim = SQL(
+            "SELECT r.fingerprint, r.status, r.headers, r.body, "
+            "(SELECT c.fingerprint FROM {schema}.{claims} c "
+            "WHERE c.principal = %s AND c.key = %s) AS claimed_by "
+            "FROM (SELECT 1) AS one LEFT JOIN {schema}.{responses} r "
+            "ON r.principal = %s AND r.key = %s"
+        ).format(**fmt)
+        self._select_stored_response = SQL(
+            "SELECT status, headers, body FROM {schema}.{responses} "
             "WHERE principal = %s AND key = %s"
         ).format(**fmt)
-        self._insert_claim = SQL(
+        self._upsert_claim = SQL(
             "INSERT INTO {schema}.{claims} "
             "(principal, key, fingerprint, token, lease_until, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (principal, key) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, token = excluded.token, "
+            "lease_until = excluded.lease_until, created_at = excluded.created_at"
         ).format(**fmt)
-        self._select_claim = SQL(
-            "SELECT fingerprint, token, lease_until FROM {schema}.{claims} "
-            "WHERE principal = %s AND key = %s"
+        self._release_claim = SQL(
+            "WITH gone AS (DELETE FROM {schema}.{claims} "
+            "WHERE principal = %s AND key = %s AND token = %s) "
+            "SELECT pg_advisory_unlock(%s) AS unlocked"
         ).format(**fmt)
-        self._take_over_claim = SQL(
-            "UPDATE {schema}.{claims} SET token = %s, lease_until = %s "
-            "WHERE principal = %s AND key = %s AND token = %s"
-        ).format(**fmt)
-        self._delete_claim = SQL(
-            "DELETE FROM {schema}.{claims} WHERE principal = %s AND key = %s AND token = %s"
-        ).format(**fmt)
+        self._held: dict[str, tuple[Connection[DictRow], int]] = {}
+        self._held_lock = threading.Lock()
         self._purge_responses = SQL(
             "DELETE FROM {schema}.{responses} WHERE created_at < %s"
         ).format(**fmt)
@@ -242,10 +257,13 @@ class IdempotentPostgresApplicationRecorder(
 
     # Events, their hashes and the response: one statement, one transaction -----------
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """Writes the events (and the response): not retried here once the statement may
+        have reached the server. A connection that breaks after that leaves the outcome
+        unknown: `OutcomeUnknown` (a 503), never a retry that would meet its own write
+        and answer a refusal for a command that was applied."""
         if not stored_events:  # a response without events: no lock, no hashes
             return super().insert_events(stored_events, **kwargs)
         completion = kwargs.get("idempotency")
@@ -253,22 +271,37 @@ class IdempotentPostgresApplicationRecorder(
         if completion is not None:
             assert isinstance(completion, Completion)
             response = response_params(completion, _now())
-        with self.datastore.get_connection() as conn:
-            hashes = self._hashes(conn, stored_events)
-            events = [
-                self.construct_pg_stored_event(
-                    e.originator_id, e.originator_version, e.topic, e.state
-                )
-                for e in stored_events
-            ]
-            lock_timeout = f"{self.datastore.lock_timeout}s"
-            # A second completion of the key, or a version conflict, violates a primary
-            # key: the statement, so everything it wrote, rolls back (IntegrityError).
-            rows = conn.execute(
-                self._append, (events, hashes, lock_timeout, *response), prepare=True
-            ).fetchall()
-        self._remember_hashes(stored_events, hashes)
-        return [row["notification_id"] for row in rows]
+        for attempt in range(2):
+            sent = False
+            try:
+                with self.datastore.get_connection() as conn:
+                    hashes = self._hashes(conn, stored_events)
+                    events = [
+                        self.construct_pg_stored_event(
+                            e.originator_id, e.originator_version, e.topic, e.state
+                        )
+                        for e in stored_events
+                    ]
+                    lock_timeout = f"{self.datastore.lock_timeout}s"
+                    # A second completion of the key, or a version conflict, violates a
+                    # primary key: the statement, so everything it wrote, rolls back
+                    # (IntegrityError).
+                    sent = True
+                    rows = conn.execute(
+                        self._append, (events, hashes, lock_timeout, *response), prepare=True
+                    ).fetchall()
+            except (InterfaceError, OperationalError) as error:
+                if sent and (conn.closed or conn.broken):
+                    raise OutcomeUnknown(
+                        f"the connection broke after the write was sent ({first_line(error)}): "
+                        "it may have committed"
+                    ) from error
+                if sent or attempt:
+                    raise  # the server refused it (a lock time-out): nothing was written
+                continue  # a stale connection broke before the write: once more, fresh
+            self._remember_hashes(stored_events, hashes)
+            return [row["notification_id"] for row in rows]
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _remember_hashes(self, stored_events: Sequence[StoredEvent], hashes: list[bytes]) -> None:
         """Keeps each written aggregate's newest hash (committed: the statement returned)."""
@@ -333,44 +366,94 @@ class IdempotentPostgresApplicationRecorder(
     # IdempotencyStore ---------------------------------------------------------------
 
     def try_claim(self, claim: Claim, now: float, lease_seconds: float) -> ClaimResult:
+        """Claims the key with a session-level advisory lock, on a connection held until
+        `release`. A claim so lives exactly as long as the claiming session: if the
+        process dies or its connection breaks, PostgreSQL drops the lock at once and a
+        retry executes (`lease_seconds` is not needed here). The response is read only
+        after the lock is taken, in a statement of its own (a newer snapshot), so a
+        holder that completed just before is seen."""
         p, k = claim.principal, claim.key
-        with self.datastore.get_connection() as conn:
-            for _ in range(3):
-                row = conn.execute(self._select_response, (p, k)).fetchone()
-                if row is not None:
-                    if row["fingerprint"] != claim.fingerprint:
-                        return Reused()
-                    return Replay(
-                        StoredResponse.from_row(row["status"], row["headers"], row["body"])
-                    )
-                inserted = conn.execute(
-                    self._insert_claim,
-                    (p, k, claim.fingerprint, claim.token, now + lease_seconds, now),
-                )
-                if inserted.rowcount == 1:
-                    return Claimed(claim)
-                held = conn.execute(self._select_claim, (p, k)).fetchone()
-                if held is None:
-                    continue  # released meanwhile: try again
-                if held["fingerprint"] != claim.fingerprint:
+        lock_key = self._lock_key(p, k)
+        conn = self._acquire()
+        keep = False
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (lock_key,))
+            locked = bool(got.fetchone()["locked"])  # type: ignore[index]
+            row = conn.execute(self._select_response_and_claim, (p, k, p, k)).fetchone()
+            assert row is not None
+            if row["status"] is not None:
+                if locked:
+                    self._unlock(conn, lock_key)
+                if row["fingerprint"] != claim.fingerprint:
                     return Reused()
-                if held["lease_until"] < now:
-                    taken = conn.execute(
-                        self._take_over_claim,
-                        (claim.token, now + lease_seconds, p, k, held["token"]),
-                    )
-                    if taken.rowcount == 1:
-                        return Claimed(claim)
-                return InProgress()
-        return InProgress()
+                return Replay(StoredResponse.from_row(row["status"], row["headers"], row["body"]))
+            if not locked:
+                held_by = row["claimed_by"]
+                return Reused() if held_by not in (None, claim.fingerprint) else InProgress()
+            conn.execute(
+                self._upsert_claim,
+                (p, k, claim.fingerprint, claim.token, now + lease_seconds, now),
+            )
+            with self._held_lock:
+                self._held[claim.token] = (conn, lock_key)
+            keep = True
+            return Claimed(claim)
+        except psycopg.Error as error:
+            raise translate(error) from error
+        finally:
+            if not keep:
+                self._give_back(conn)
 
-    def store_response(self, completion: Completion, now: float) -> None:
+    def store_response(self, completion: Completion, now: float) -> StoredResponse:
+        claim = completion.claim
         with self.datastore.get_connection() as conn:
             conn.execute(self._insert_response_if_absent, response_params(completion, now))
+            row = conn.execute(
+                self._select_stored_response, (claim.principal, claim.key)
+            ).fetchone()
+        assert row is not None
+        return StoredResponse.from_row(row["status"], row["headers"], row["body"])
 
     def release(self, claim: Claim) -> None:
-        with self.datastore.get_connection() as conn:
-            conn.execute(self._delete_claim, (claim.principal, claim.key, claim.token))
+        """Unlocks the key and gives its connection back. If that fails, the connection
+        is closed: its session, and with it the lock, ends."""
+        with self._held_lock:
+            held = self._held.pop(claim.token, None)
+        if held is None:
+            return
+        conn, lock_key = held
+        try:
+            conn.execute(
+                self._release_claim, (claim.principal, claim.key, claim.token, lock_key)
+            ).fetchone()
+        except psycopg.Error:
+            conn.close()
+        finally:
+            self._give_back(conn)
+
+    def _lock_key(self, principal: str, key: str) -> int:
+        text = f"{self._lock_key_prefix}\0{principal}\0{key}".encode()
+        return int.from_bytes(hashlib.sha256(text).digest()[:8], "big", signed=True)
+
+    def _unlock(self, conn: Connection[DictRow], lock_key: int) -> None:
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+        except psycopg.Error:
+            conn.close()  # never return a session that may still hold the lock
+            raise
+
+    def _acquire(self) -> Connection[DictRow]:
+        datastore = self.datastore
+        if isinstance(datastore, ResilientPostgresDatastore):
+            return datastore.acquire()
+        datastore.pool.open(datastore.pool_open_timeout is not None, 30.0)
+        try:
+            return datastore.pool.getconn()
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    def _give_back(self, conn: Connection[DictRow]) -> None:
+        self.datastore.pool.putconn(conn)
 
     def purge(self, older_than: float) -> int:
         with self.datastore.transaction(commit=True) as curs:
@@ -410,6 +493,9 @@ class Factory(es_postgres.PostgresFactory):
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
+        # The library's datastore, on a pool that comes back within a second after a
+        # fault (services.dispute.infrastructure.pool); not opened yet, so replaced.
+        self.datastore = ResilientPostgresDatastore.like(self.datastore)
         if self.datastore.enable_db_functions:
             raise OSError(
                 "POSTGRES_ENABLE_DB_FUNCTIONS skips the table lock that keeps the event "

@@ -6,6 +6,7 @@ row is written in the events' transaction, as on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -147,7 +148,7 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
                 return Claimed(claim)
             if held["fingerprint"] != claim.fingerprint:
                 return Reused()
-            if held["lease_until"] < now:
+            if held["lease_until"] < now or not owner_alive(held["token"]):
                 c.execute(
                     f"UPDATE {self.claims_table} SET token = ?, lease_until = ? "
                     "WHERE principal = ? AND key = ?",
@@ -156,9 +157,17 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
                 return Claimed(claim)
             return InProgress()
 
-    def store_response(self, completion: Completion, now: float) -> None:
+    def store_response(self, completion: Completion, now: float) -> StoredResponse:
+        claim = completion.claim
         with self.datastore.transaction(commit=True) as c:
             c.execute(self._insert_response_if_absent, response_params(completion, now))
+            c.execute(
+                f"SELECT status, headers, body FROM {self.responses_table} "
+                "WHERE principal = ? AND key = ?",
+                (claim.principal, claim.key),
+            )
+            row = c.fetchone()
+        return StoredResponse.from_row(row["status"], row["headers"], row["body"])
 
     def release(self, claim: Claim) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -173,6 +182,22 @@ class IdempotentSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder, I
             purged = int(c.sqlite_cursor.rowcount)
             c.execute(f"DELETE FROM {self.claims_table} WHERE created_at < ?", (older_than,))
         return purged
+
+
+def owner_alive(token: str) -> bool:
+    """Whether the process that took a claim (its pid leads the token) still runs on
+    this machine: a claim of a process that died is taken over at once, not after its
+    lease (SQLite is local to one machine)."""
+    pid_text, _, _ = token.partition("-")
+    if not pid_text.isdigit():
+        return True  # not ours to judge: wait for the lease
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _key(originator_id: Any) -> str:
