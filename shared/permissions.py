@@ -102,6 +102,7 @@ ROUTES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("GET", "/v1/state-machine"): EVERYONE,
         ("GET", "/v1/stats/{figure}"): COMMANDS["read_stats"],
         ("POST", "/v1/sandbox/clock"): COMMANDS["move_sandbox_clock"],
+        ("GET", "/v1/sandbox/clock"): EVERYONE,
         # An action that does not exist: everyone is told so (404 unknown_action).
         ("POST", ACTION_ROUTE_PREFIX + "{action}"): EVERYONE,
         **{

@@ -19,6 +19,8 @@ the PostgreSQL schema of the environment, `POSTGRES_SCHEMA`):
   so two replicas do not even try the same one at once.
 - `advance_clock` moves the sandbox clock forward and returns once every time-out now
   due has fired, stepping through the due times in order, like Stripe's test clocks.
+  Its target is fixed per idempotency key first (`dispute_sandbox_clock_advances`), so
+  a retried advance finishes the same move rather than doubling it.
 
 Which deadlines have a time-out comes from `rules.DEADLINES`, never from this module.
 """
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 PENDING_TABLE = "dispute_pending_deadlines"
 TRACKING_TABLE = "dispute_scheduler_tracking"
 CLOCK_TABLE = "dispute_sandbox_clock"
+ADVANCES_TABLE = "dispute_sandbox_clock_advances"
+ADVANCES_KEPT_SECONDS = 48 * 3600  # as long as idempotency keys
 TRACKER_NAME = "deadline-scheduler"
 CLOCK_NAME = "sandbox"
 
@@ -178,6 +182,44 @@ class ClockStore:
                 ),
                 (CLOCK_NAME,),
             )
+            c.execute(
+                s.q(
+                    "CREATE TABLE IF NOT EXISTS {t} (request text PRIMARY KEY, "
+                    "target_us bigint NOT NULL, created_at double precision NOT NULL)",
+                    t=ADVANCES_TABLE,
+                )
+            )
+
+    def advance_target(self, request: str | None, duration: timedelta) -> timedelta:
+        """The offset that advancing by `duration` moves the clock to: the stored offset
+        plus `duration`, fixed in one transaction by the first attempt of `request` (an
+        idempotency key). A retry of the request, after a crash halfway through the
+        move, gets the same target, so it finishes the move instead of doubling it.
+        Without a request, each call is a new move."""
+        if request is None:
+            return self.load() + duration
+        s = self._sql
+        now = time.time()
+        with s.transaction(commit=True) as c:
+            c.execute(
+                s.q("DELETE FROM {a} WHERE created_at < ?", a=ADVANCES_TABLE),
+                (now - ADVANCES_KEPT_SECONDS,),
+            )
+            c.execute(
+                s.q(
+                    "INSERT INTO {a} (request, target_us, created_at) "
+                    "SELECT ?, offset_us + ?, ? FROM {t} WHERE name = ? "
+                    "ON CONFLICT (request) DO NOTHING",
+                    a=ADVANCES_TABLE,
+                    t=CLOCK_TABLE,
+                ),
+                (request, _offset_us(duration), now, CLOCK_NAME),
+            )
+            c.execute(
+                s.q("SELECT target_us FROM {a} WHERE request = ?", a=ADVANCES_TABLE), (request,)
+            )
+            row = c.fetchone()
+        return timedelta(microseconds=row["target_us"])
 
     def load(self) -> timedelta:
         """The stored offset (zero if never moved)."""
@@ -688,16 +730,20 @@ def advance_clock(
     scheduler: DeadlineScheduler,
     duration: timedelta,
     *,
+    request: str | None = None,
     timeout_seconds: float = 60.0,
 ) -> datetime:
     """Moves the sandbox clock forward by `duration` and returns the new now once every
     time-out now due has fired.
 
-    Time moves in steps through the due times in order, so a time-out that starts a new
-    deadline falls due at the right moment too (advancing 30 days runs a case through
-    several lapses). The offset is persisted at each step (never backwards). Raises
-    ValueError for a negative duration, TimeoutError if time-outs claimed by another
-    replica are still unfired after `timeout_seconds`.
+    The move's target offset is fixed first, in one transaction, per `request` (the
+    caller's idempotency key: `ClockStore.advance_target`), so a retry after a crash
+    halfway finishes the same move and never advances twice. Time then moves in steps
+    through the due times in order, so a time-out that starts a new deadline falls due
+    at the right moment too (advancing 30 days runs a case through several lapses). The
+    offset is persisted at each step (never backwards). Raises ValueError for a negative
+    duration, TimeoutError if time-outs claimed by another replica are still unfired
+    after `timeout_seconds`.
     """
     if duration < timedelta(0):
         raise ValueError("the clock only moves forward")
@@ -705,7 +751,7 @@ def advance_clock(
         clock.bind(store)
     else:
         clock.refresh()
-    target = clock.now() + duration
+    target_offset = store.advance_target(request, duration)
     deadline = time.monotonic() + timeout_seconds
 
     def settle_at(limit_to: datetime) -> None:
@@ -724,13 +770,13 @@ def advance_clock(
     while True:
         scheduler.sync()
         step = scheduler.next_check_at()
-        if step is None or step > target:
+        if step is None or step > clock.base.now() + target_offset:
             break
         if step > clock.now():
             clock.move_to(step - clock.base.now())
         settle_at(step)
         if time.monotonic() > deadline:
             raise TimeoutError("advancing the clock did not settle in time")
-    clock.move_to(max(clock.offset, target - clock.base.now()))
-    settle_at(target)
+    clock.move_to(target_offset)
+    settle_at(clock.now())
     return clock.now()

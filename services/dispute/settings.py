@@ -134,7 +134,9 @@ class Settings(LogSettings, BaseSettings):
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_SCHEMA": self.db_schema,
             "POSTGRES_POOL_SIZE": str(self.threads),
-            "POSTGRES_MAX_OVERFLOW": "0",
+            # A request with an Idempotency-Key holds a second connection, its claim's
+            # (infrastructure/postgres.py): opened only when needed, closed when idle.
+            "POSTGRES_MAX_OVERFLOW": str(self.threads),
             "POSTGRES_CONNECT_TIMEOUT": str(self.pool_wait_seconds),
             "POSTGRES_LOCK_TIMEOUT": str(self.lock_timeout_seconds),
             "CREATE_TABLE": "y" if self.create_tables else "n",

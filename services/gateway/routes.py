@@ -409,3 +409,14 @@ def stats(
 def advance_sandbox_clock(
     body: contract.SandboxClockAdvance, request_id: RequestId = None
 ) -> Any: ...
+
+
+@router.get(
+    "/v1/sandbox/clock",
+    tags=["sandbox"],
+    summary="The sandbox clock: its now and how far it is ahead of real time",
+    description="Only with DISPUTES_SANDBOX=1 (any role); otherwise 404.",
+    response_model=contract.SandboxClock,
+    responses=READ_PROBLEMS,
+)
+def sandbox_clock(request_id: RequestId = None) -> Any: ...

@@ -106,3 +106,26 @@ def test_a_clock_sees_another_process_move_the_offset(backend: dict[str, str]) -
         auto = ServiceClock(FixedClock(T0), ClockStore(app), refresh_seconds=0)
         there.move_to(timedelta(hours=5))
         assert auto.now() == T0 + timedelta(hours=5)  # re-read on every call
+
+
+def test_a_retried_advance_finishes_the_same_move_instead_of_doubling_it(
+    backend: dict[str, str],
+) -> None:
+    clock = ServiceClock(FixedClock(T0))
+    with dispute_app(backend, clock) as app:
+        store = ClockStore(app)
+        scheduler = DeadlineScheduler(app, clock)
+        # The first attempt fixed its target, moved halfway, and its process died.
+        assert store.advance_target("agent:a1 key-1", timedelta(days=6)) == timedelta(days=6)
+        clock.bind(store)
+        clock.move_to(timedelta(days=3))
+
+        advance_clock(clock, store, scheduler, timedelta(days=6), request="agent:a1 key-1")
+        assert clock.offset == timedelta(days=6)
+        advance_clock(clock, store, scheduler, timedelta(days=6), request="agent:a1 key-1")
+        assert clock.offset == timedelta(days=6)  # the same request again: the same move
+
+        advance_clock(clock, store, scheduler, timedelta(days=6), request="agent:a1 key-2")
+        assert clock.offset == timedelta(days=12)  # a new request: a new move
+        advance_clock(clock, store, scheduler, timedelta(days=1))
+        assert store.load() == timedelta(days=13)

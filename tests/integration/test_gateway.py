@@ -232,6 +232,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/state-machine"): EVERYONE,
     ("GET", "/v1/stats/overview"): frozenset({"agent", "auditor", "service"}),
     ("POST", "/v1/sandbox/clock"): frozenset({"agent", "service"}),
+    ("GET", "/v1/sandbox/clock"): EVERYONE,
     **{("POST", f"/v1/disputes/d-1/{a}"): roles for a, roles in ACTION_ROLES.items()},
 }
 MATRIX = [
@@ -529,6 +530,7 @@ PUBLIC_PATHS = {
     ("get", "/v1/events"): None,
     ("get", "/v1/state-machine"): None,
     ("post", "/v1/sandbox/clock"): "SandboxClockAdvance",
+    ("get", "/v1/sandbox/clock"): None,
     **{
         ("post", f"/v1/disputes/{{dispute_id}}/{action}"): model.__name__
         for action, model in ACTION_BODIES.items()

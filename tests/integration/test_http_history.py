@@ -122,3 +122,22 @@ def test_the_sandbox_clock_fires_the_deadlines_now_due(sandbox_api: Api) -> None
     assert after["state"] == "refund_pending"  # the seller's silence granted the request
     bad = api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "five days"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "advance"
+
+
+def test_the_sandbox_clock_answers_its_time_and_a_retried_advance_moves_it_once(
+    sandbox_api: Api,
+) -> None:
+    api = sandbox_api
+    before = api.call("GET", "/v1/sandbox/clock", "buyer", "b1")
+    assert before.status_code == 200, before.text
+    assert before.json()["offset_seconds"] == 0
+
+    key = {"Idempotency-Key": "advance-1"}
+    first = api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P2D"}, **key)
+    again = api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P2D"}, **key)
+
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    now = api.call("GET", "/v1/sandbox/clock", "service", "svc").json()
+    assert now["offset_seconds"] == first.json()["offset_seconds"]
+    assert 2 * 86400 - 60 < now["offset_seconds"] <= 2 * 86400

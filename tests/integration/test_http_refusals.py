@@ -174,3 +174,4 @@ def test_order_facts_never_change_and_extensions_need_the_seller(api: Api) -> No
 def test_the_sandbox_clock_does_not_exist_outside_the_sandbox(api: Api) -> None:
     problem(api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P5D"}), 404,
             "not_found")  # fmt: skip
+    problem(api.call("GET", "/v1/sandbox/clock", "agent", "a1"), 404, "not_found")

@@ -417,13 +417,35 @@ def advance_sandbox_clock(
             f"{sandbox.clock.now().isoformat()}",
         )
 
+    # One request, one move: a retry with the same key finishes the same move.
+    key = None if call.idempotency_key is None else f"{call.principal} {call.idempotency_key}"
+
     def execute() -> Any:
-        now = advance_clock(sandbox.clock, sandbox.store, sandbox.scheduler, duration)
+        now = advance_clock(sandbox.clock, sandbox.store, sandbox.scheduler, duration, request=key)
         return views.json_reply(
             contract.SandboxClock(now=now, offset_seconds=sandbox.clock.offset.total_seconds())
         )
 
     return run_plain(request, call, execute)
+
+
+@router.get(
+    "/sandbox/clock", response_model=contract.SandboxClock, responses=PROBLEMS, tags=["sandbox"]
+)
+def sandbox_clock(actor: ActorDep, settings: SettingsDep, request: Request) -> Response:
+    """The service's clock now and how far it is ahead of real time. Only with
+    DISPUTES_SANDBOX=1; otherwise this path does not exist (404)."""
+    if not settings.sandbox:
+        raise ApiProblem(404, "not_found", "Not found", f"{request.url.path} was not found")
+    sandbox: SandboxTime = request.app.state.sandbox
+    sandbox.clock.refresh()  # another replica or the worker's caller may have moved it
+    return to_response(
+        views.json_reply(
+            contract.SandboxClock(
+                now=sandbox.clock.now(), offset_seconds=sandbox.clock.offset.total_seconds()
+            )
+        )
+    )
 
 
 # Health ----------------------------------------------------------------------------
