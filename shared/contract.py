@@ -682,6 +682,11 @@ class Health(_Response):
         description="stored events a reader (deadline worker, projector) could not apply "
         "and set aside; 0 is healthy (`python -m services.dispute.quarantine list`)",
     )
+    reason: str | None = Field(
+        default=None,
+        description="why not ready (the dispute service's /readyz): e.g. how long the "
+        "database has been unreachable, and its error",
+    )
 
 
 # Problems (RFC 9457) -------------------------------------------------------------------

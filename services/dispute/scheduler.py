@@ -47,6 +47,7 @@ from shared.clock import Clock, SystemClock
 
 from .application import DisputeApplication
 from .domain import Dispute, rules
+from .infrastructure.pool import TRANSIENT_ERRORS
 from .metrics import TIMEOUTS_FIRED
 from .quarantine import Quarantine
 
@@ -642,6 +643,8 @@ class DeadlineScheduler:
         about = {"dispute_id": str(dispute_id), "request_id": correlation_id}
         try:
             fired = self.app.fire_due_timeouts(dispute_id, correlation_id)
+        except TRANSIENT_ERRORS:
+            raise  # the database is away: the round ends, the next one tries again
         except Exception:
             log.exception(
                 "firing the time-outs of dispute %s failed; retrying later", dispute_id, extra=about
@@ -661,6 +664,8 @@ class DeadlineScheduler:
         # state): look again at the next deadline still to come, if any.
         try:
             dispute: Dispute = self.app.repository.get(dispute_id)
+        except TRANSIENT_ERRORS:
+            raise
         except Exception:
             log.exception("reading dispute %s failed; retrying later", dispute_id)
             return 0, now + self.retry_after, version
@@ -707,6 +712,9 @@ class DeadlineScheduler:
                     before_each()
                 fired = self.run_once()
                 busy = fired > 0 and self.count_due() > 0
+            except TRANSIENT_ERRORS as error:
+                # The pool logs one line when the database goes and one when it is back.
+                log.debug("deadline scheduler round failed (%s); retrying", error)
             except Exception:
                 log.exception("deadline scheduler round failed; retrying")
             if not busy:

@@ -457,9 +457,16 @@ def healthz() -> contract.Health:
     return contract.Health(status="ok")
 
 
-@health.get("/readyz", response_model=contract.Health, tags=["meta"])
+@health.get(
+    "/readyz",
+    response_model=contract.Health,
+    response_model_exclude_none=True,
+    tags=["meta"],
+    responses={503: {"model": contract.Health, "description": "the store is unreachable"}},
+)
 def readyz(application: AppDep, request: Request) -> Response:
-    """The event store answers; and how many events the readers set aside."""
+    """The event store answers (within about a second while it is away, saying why); and
+    how many events the readers set aside."""
     try:
         application.recorder.max_notification_id()
         quarantine: Quarantine | None = getattr(request.app.state, "quarantine", None)
@@ -467,8 +474,14 @@ def readyz(application: AppDep, request: Request) -> Response:
             quarantine = request.app.state.quarantine = Quarantine(application)
         quarantined = quarantine.count()
     except Exception as exc:
-        log.warning("not ready: %s", exc)
-        return to_response(views.json_reply(contract.Health(status="unavailable"), 503))
-    return to_response(
-        views.json_reply(contract.Health(status="ok", quarantined_events=quarantined))
-    )
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.debug("not ready: %s", reason)
+        unavailable = contract.Health(status="unavailable", reason=reason)
+        return Response(
+            unavailable.model_dump_json(exclude_none=True),
+            status_code=503,
+            media_type="application/json",
+            headers={"Retry-After": "1"},
+        )
+    ready = contract.Health(status="ok", quarantined_events=quarantined)
+    return Response(ready.model_dump_json(exclude_none=True), media_type="application/json")

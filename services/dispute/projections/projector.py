@@ -18,15 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import (
-    InterfaceError,
-    Notification,
-    OperationalError,
-    Tracking,
-)
+from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import get_topic
 
 from ..domain import Dispute, Order
+from ..infrastructure.pool import TRANSIENT_ERRORS
 from ..quarantine import Quarantine, printable
 from .views import VIEW_NAMES, DashboardView, PositionMoved, construct_views
 
@@ -145,9 +141,10 @@ class Projector:
         while not stop.is_set():
             try:
                 processed = self.run_once()
-            except (InterfaceError, OperationalError) as error:
-                log.warning("projection batch failed, retrying: %s", error)
-                stop.wait(min(5.0, poll_seconds * 4))
+            except TRANSIENT_ERRORS as error:
+                # The pool logs one line when the database goes and one when it is back.
+                log.debug("projection batch failed, retrying: %s", error)
+                stop.wait(min(1.0, poll_seconds))
                 continue
             if not processed:
                 stop.wait(poll_seconds)
