@@ -12,13 +12,13 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := test
-.PHONY: help venv install lock lint format typecheck test unit integration run bench clean \
+.PHONY: help venv install lock lint format typecheck test unit integration run bench faults clean \
 	distclean python-check
 
 help: ## this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z -]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' \
 		$(MAKEFILE_LIST)
-	@echo "  (PYTHON=python3.11 picks the interpreter; ARGS=... passes options to make bench)"
+	@echo "  (PYTHON=python3.11 picks the interpreter; ARGS=... passes options to make bench and make faults)"
 
 venv install: $(STAMP) ## create .venv and install the pinned dependencies
 
@@ -86,6 +86,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP) ## the benchmark suite (about 4.5 min; ARGS=--quick under 2)
 	$(BIN)/python -m bench $(ARGS)
+
+# Fault injection on a private PostgreSQL cluster (initdb/pg_ctl as the postgres user).
+faults: $(STAMP) ## kill processes, restart PostgreSQL under load; print what clients saw (90 s)
+	$(BIN)/python -m tests.faults $(ARGS)
 
 clean: ## remove caches
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
