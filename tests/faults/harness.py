@@ -193,6 +193,15 @@ class Stack:
         except httpx.HTTPError:
             return False
 
+    def service_readiness(self) -> str:
+        """The dispute service's own /readyz answer (status code and body)."""
+        url = f"http://127.0.0.1:{self.service_port}/readyz"
+        try:
+            answer = httpx.get(url, timeout=10)
+        except httpx.HTTPError as error:
+            return type(error).__name__
+        return f"{answer.status_code} {answer.text}"
+
     def child_pid(self, name: str) -> int | None:
         """The pid of the supervisor's child running `name` (None: none runs now)."""
         assert self.process is not None
@@ -572,13 +581,18 @@ def restart_postgres(cluster: Cluster, stack: Stack, *, idle: bool) -> FaultRepo
 
 
 def postgres_down(cluster: Cluster, stack: Stack, seconds: float) -> FaultReport:
+    readiness: list[str] = []
+
     def fault() -> float:
         cluster.stop("immediate")
-        time.sleep(seconds)
+        time.sleep(min(2.0, seconds / 2))
+        readiness.append(stack.service_readiness())
+        time.sleep(max(0.0, seconds - min(2.0, seconds / 2)))
         cluster.start()
         return cluster.wait_accepting()
 
     report = under_load(stack, cluster.url, f"PostgreSQL down {seconds:.0f} s", fault)
+    report.note = f"the service's /readyz during the outage: {readiness[0]}"
     return report
 
 

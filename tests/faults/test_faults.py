@@ -77,3 +77,11 @@ def test_the_first_command_after_an_idle_restart_succeeds(
     for report in reports["PostgreSQL restart -m immediate, idle"]:
         assert report.verdict.acknowledged == 1
         assert report.verdict.errors == {}, report.verdict.errors  # no 503, no retry
+
+
+def test_during_an_outage_the_service_says_it_is_not_ready_and_why(
+    reports: dict[str, list[FaultReport]],
+) -> None:
+    for report in reports[FAULTS[-1]]:
+        assert report.note.startswith("the service's /readyz during the outage: 503 ")
+        assert "database unreachable" in report.note

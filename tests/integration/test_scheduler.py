@@ -15,6 +15,7 @@ import pytest
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute, OrderFacts
 from services.dispute.domain.values import Actor, Role
+from services.dispute.infrastructure.pool import DatabaseUnavailable
 from services.dispute.scheduler import PENDING_TABLE, DeadlineScheduler, PendingRow
 from shared.clock import Clock, FixedClock
 from shared.money import Money
@@ -344,3 +345,29 @@ def test_due_query_uses_the_index_not_a_scan(tmp_path: object) -> None:
             plan = " ".join(str(row["detail"]) for row in c.fetchall())
         assert "USING INDEX" in plan and f"{PENDING_TABLE}_check_at_idx" in plan, plan
         assert scheduler.next_check_at() is None
+
+
+def test_a_time_out_the_database_failed_to_fire_is_tried_again_next_round(
+    backend: dict[str, str],
+) -> None:
+    """An outage ends the round (the next tries again a second later) instead of
+    putting the dispute off by `retry_after`, as an unexpected error does."""
+    clock = FixedClock(T0)
+    with dispute_app(backend, clock) as app:
+        scheduler = DeadlineScheduler(app, retry_after=timedelta(hours=1))
+        dispute_id = open_case(app, "o-outage")
+        clock.advance(timedelta(days=5, seconds=1))
+        scheduler.sync()
+        fire = app.fire_due_timeouts
+
+        def unreachable(*_: object) -> list[str]:
+            raise DatabaseUnavailable("database unreachable for 1.0 s: connection refused")
+
+        app.fire_due_timeouts = unreachable  # type: ignore[method-assign]
+        with pytest.raises(DatabaseUnavailable):
+            scheduler.run_once()
+        app.fire_due_timeouts = fire  # type: ignore[method-assign]
+
+        assert scheduler.count_due() == 1  # not put off by an hour
+        assert scheduler.run_once() == 1
+        assert dispute(app, dispute_id).state != "awaiting_seller"
