@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 DISPUTE_TOPIC_PREFIX = get_topic(Dispute) + "."
 ORDER_TOPIC_PREFIX = get_topic(Order) + "."
 # A database that is down or busy: the batch is retried as it is, never quarantined.
-STORAGE_ERRORS = (InterfaceError, OperationalError)
+# (DatabaseUnavailable and OutcomeUnknown too: services.dispute.infrastructure.pool.)
+STORAGE_ERRORS = TRANSIENT_ERRORS
 
 
 @dataclass(frozen=True)
