@@ -611,6 +611,9 @@ class Dispute(_Response):
 class Event(_Response):
     """One event of a dispute's history."""
 
+    id: str = Field(
+        description="unique and stable; the `webhook-id` and `Nats-Msg-Id` of its deliveries"
+    )
     version: int
     type: str
     at: datetime
