@@ -8,10 +8,13 @@ part in a scratch schema dropped afterwards:
 1. The limits: the least one command must do (read one case's events, append one event,
    commit) with psycopg threads and with pgbench, with and without eventsourcing's table
    lock; and eventsourcing's own `save()` of one event. At 1, 8 and 32 clients.
-2. The service: the real processes (`make run`'s four), the seed-case command mix
+2. The service: the real processes (`make run`'s five), the seed-case command mix
    (bench/load.py) straight to the dispute service and through the gateway, closed loop at
    1, 8 and 32 clients, then open loop at half the peak. While it runs, a follower tails
    the event feed as the projector does; at the end it must have seen every stored event.
+   Meanwhile a webhook receiver and a JetStream consumer (when NATS answers on
+   127.0.0.1:4222) record each event's delivery lag, and at the end webhooks replaying the
+   feed show the deliveries per second one delivery process sustains (bench/delivery.py).
 3. Scale: command latency with 1,000 and with 1,000,000 stored events; loading a case of
    10 and of 10,000 events with and without snapshots; feed read and projection rebuild.
 4. Memory: the peak RSS of each process.
@@ -34,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import limits, report, scale
+from bench import delivery, limits, report, scale
 from bench.common import (
     ROOT,
     cpu_busy_seconds,
@@ -60,16 +63,17 @@ class Plan:
     case_sizes: tuple[int, ...]
     rebuild_events: int
     orders: int
+    delivery_seconds: float = 5.0
     # DISPUTES_PROCESSES of the measured service: one per core, as it would be deployed.
     service_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
     def full(cls) -> Plan:
-        return cls("full", (1, 8, 32), 5, 10, 15, 8, 1_000_000, (10, 10_000), 200_000, 30_000)
+        return cls("full", (1, 8, 32), 5, 10, 15, 8, 1_000_000, (10, 10_000), 200_000, 30_000, 10)
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls("quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000)
+        return cls("quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000, 3)
 
 
 def internal_headers(role: str, who: str) -> dict[str, str]:
@@ -166,11 +170,41 @@ def orders_for(prefix: str, count: int) -> list[tuple[str, str, str]]:
 
 def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"closed": {"direct": {}, "gateway": {}}, "open": {}}
-    with running_stack(url, processes=plan.service_processes) as stack:
+    use_nats = delivery.nats_available()
+    stream = f"BENCH_{time.monotonic_ns()}"
+    delivery_env = {"DISPUTES_WEBHOOKS_ALLOW_PRIVATE": "1"}
+    if use_nats:
+        delivery_env |= {
+            "DISPUTES_NATS_URL": delivery.NATS_URL,
+            "DISPUTES_NATS_STREAM": stream,
+            "DISPUTES_NATS_SUBJECT_PREFIX": f"{stream.lower()}.events",
+        }
+    receiver = delivery.Receiver()
+    watcher = None
+    with running_stack(url, processes=plan.service_processes, delivery_env=delivery_env) as stack:
+        if use_nats:
+            watcher = delivery.JetStreamWatcher(
+                delivery.NATS_URL, stream, f"{stream.lower()}.events.>"
+            )
+            watcher.start()
+            watcher.ready.wait(30)
         app = application(stack)
         refs = orders_for("load", plan.orders)
+        started = time.monotonic()
         register_orders(app, refs)
+        stored = app.recorder.max_notification_id() or 0
         app.close()
+        if watcher is not None:  # the relay catches up on the registrations first
+            caught_up = delivery.wait_until(lambda: delivery.reached(watcher.received, stored), 300)
+            seconds = time.monotonic() - started
+            out["jetstream_catch_up"] = {
+                "events": len(watcher.received), "seconds": round(seconds, 1),
+                "per_s": round(len(watcher.received) / seconds, 1), "complete": caught_up,
+            }  # fmt: skip
+            log(f"  JetStream relay: {out['jetstream_catch_up']}")
+        service = internal_headers("service", "bench")
+        delivery.subscribe(stack.service_url, service, f"{receiver.url}/lag")
+        windows: list[tuple[str, float, float]] = []
         supply = CaseSupply(refs)
         targets = {
             "direct": (stack.service_url, internal_headers),
@@ -181,12 +215,14 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
         closed_loop(stack.gateway_url, targets["gateway"][1], supply, 4, 2)  # warm-up
         for clients in plan.clients:
             for name, (base, headers) in targets.items():
+                began = time.time()
                 result = measured(
                     stack,
                     lambda b=base, h=headers, c=clients: closed_loop(
                         b, h, supply, c, plan.load_seconds
                     ),
                 )
+                windows.append((str(clients), began, time.time()))
                 out["closed"][name][str(clients)] = result
                 log(f"  {name:>7} {clients:>2} clients: {result['per_s']:>7.1f} commands/s, "
                     f"p99 {result['p99_ms']} ms, errors {result['errors']}")  # fmt: skip
@@ -201,12 +237,49 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
             log(f"  {name:>7} open loop at {rate:.0f}/s: p99 {result['p99_ms']} ms")
         out["feed"] = follower.verdict()
         log(f"  feed: {out['feed']}")
+        out["delivery"] = measure_delivery(stack, plan, receiver, watcher, windows, log)
+        receiver.close()
         out["memory_mib"] = {
             name: {"sum": s.peak_rss_mib, "largest": s.largest_peak_rss_mib,
                    "processes": s.processes}
             for name, s in stats(stack).items()
         }  # fmt: skip
         out["orders_left"] = len(supply)
+    return out
+
+
+def measure_delivery(
+    stack: Stack,
+    plan: Plan,
+    receiver: delivery.Receiver,
+    watcher: delivery.JetStreamWatcher | None,
+    windows: list[tuple[str, float, float]],
+    log: Any,
+) -> dict[str, Any]:
+    """Delivery lag of the events of the closed-loop runs, then webhook throughput."""
+    out: dict[str, Any] = {}
+    app = application(stack)
+    end = app.recorder.max_notification_id() or 0
+    app.close()
+    delivery.wait_until(lambda: delivery.reached(receiver.arrivals("/lag"), end), 120)
+    out["webhook_lag"] = delivery.lags(receiver.arrivals("/lag"), windows)
+    log(f"  webhook lag: {out['webhook_lag']}")
+    if watcher is not None:
+        delivery.wait_until(lambda: delivery.reached(watcher.received, end), 120)
+        watcher.stop()
+        out["jetstream_lag"] = delivery.lags(watcher.received, windows)
+        log(f"  JetStream lag: {out['jetstream_lag']}")
+    service = internal_headers("service", "bench")
+    concurrency = 8  # the delivery process's default DISPUTES_WEBHOOKS_CONCURRENCY
+
+    def cpu() -> float:
+        return stats(stack)["delivery"].cpu_seconds
+
+    out["throughput"] = [
+        delivery.throughput(stack.service_url, service, receiver, n, plan.delivery_seconds, cpu)
+        for n in (1, concurrency)
+    ]
+    log(f"  webhook throughput: {out['throughput']}")
     return out
 
 

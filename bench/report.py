@@ -125,6 +125,7 @@ def markdown(results: dict[str, Any]) -> str:
             "as one process tree.",
             "",
         ]
+        lines += _delivery(svc)
     sc = results.get("scale")
     if sc:
         lines += [
@@ -157,6 +158,49 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _delivery(svc: dict[str, Any]) -> list[str]:
+    out = svc.get("delivery")
+    if not out:
+        return []
+    lines = [
+        "## Events out: delivery lag under the closed loop (commit to receipt, ms)",
+        "",
+        "| clients | webhook: events | p50 | p99 | JetStream: events | p50 | p99 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    webhook, jetstream = out.get("webhook_lag", {}), out.get("jetstream_lag")
+    for clients in sorted(webhook.keys() | (jetstream or {}).keys(), key=int):
+        w, j = webhook.get(clients), (jetstream or {}).get(clients)
+        cells = [f"{w['count']:,} | {w['p50_ms']} | {w['p99_ms']}" if w else "- | - | -"]
+        cells.append(
+            f"{j['count']:,} | {j['p50_ms']} | {j['p99_ms']}"
+            if j
+            else ("not measured (no NATS) | | " if jetstream is None else "- | - | -")
+        )
+        lines.append(f"| {clients} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Lag: from the event's time (taken just before its commit) to the webhook "
+        "receiver's 2xx, or to the JetStream consumer's receipt; the events of both "
+        "targets' closed-loop runs at that concurrency, one webhook for every event.",
+        "",
+        "| webhooks replaying the feed | deliveries/s (one delivery process) | "
+        "delivery process CPU ms per delivery |",
+        "|---|---|---|",
+    ]
+    for t in out.get("throughput", []):
+        lines.append(
+            f"| {t['subscriptions']} | {t['per_s']:,.1f} | {t['delivery_cpu_ms_per_delivery']} |"
+        )
+    if catch_up := svc.get("jetstream_catch_up"):
+        lines += [
+            "",
+            f"The JetStream relay published the {catch_up['events']:,} order registrations "
+            f"at {catch_up['per_s']:,.0f} events/s.",
+        ]
+    return [*lines, ""]
 
 
 def plot(results: dict[str, Any], path: Path) -> Path | None:

@@ -61,8 +61,15 @@ def register_orders(app: DisputeApplication, refs: list[tuple[str, str, str]]) -
 
 
 @contextmanager
-def running_stack(database_url: str, *, threads: int = 16, processes: int = 1) -> Iterator[Stack]:
-    """All four processes started on a scratch schema; stopped and dropped afterwards."""
+def running_stack(
+    database_url: str,
+    *,
+    threads: int = 16,
+    processes: int = 1,
+    delivery_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """The processes started on a scratch schema; stopped and dropped afterwards. With
+    `delivery_env`, the delivery process too, with that environment added."""
     with (
         scratch_schema(database_url, "bench") as schema,
         tempfile.TemporaryDirectory(prefix="bench-logs-") as logs,
@@ -72,10 +79,14 @@ def running_stack(database_url: str, *, threads: int = 16, processes: int = 1) -
             jwt_secret=JWT_SECRET,
             extra_env={"DISPUTES_THREADS": str(threads), "DISPUTES_PROCESSES": str(processes),
                        "DISPUTES_RATE_LIMIT": RATE_LIMIT,
-                       "DISPUTES_ROLE_RATE_LIMITS": json.dumps({"service": RATE_LIMIT})},
+                       "DISPUTES_ROLE_RATE_LIMITS": json.dumps({"service": RATE_LIMIT}),
+                       **(delivery_env or {})},
         )  # fmt: skip
+        others = ("worker", "projector", "gateway")
+        if delivery_env is not None:
+            others = ("worker", "projector", "delivery", "gateway")
         try:
-            stack.start_all(others=("worker", "projector", "gateway"))
+            stack.start_all(others=others)
             yield stack
         finally:
             stack.stop_all()

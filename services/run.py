@@ -1,7 +1,8 @@
 """`make run`: the whole stack in one terminal, until Ctrl-C.
 
 Starts the dispute service, the deadline worker, the dashboard projector (which keeps
-the views behind `GET /v1/disputes` and `/v1/stats/...` up to date) and the gateway as
+the views behind `GET /v1/disputes` and `/v1/stats/...` up to date), the delivery process
+(webhooks, and NATS JetStream when DISPUTES_NATS_URL is set) and the gateway as
 child processes with the current environment: SQLite under ./data by default,
 PostgreSQL when DATABASE_URL is set. Waits until the gateway is ready (it checks the
 service, which checks the store), prints where the docs are and how to mint a token,
@@ -13,8 +14,8 @@ starting it again cannot help: the launcher stops everything and says so.
 Without DISPUTES_SERVICE_TOKEN in the environment, the launcher makes a random one for
 its children, so the service's internal port never accepts a published default.
 
-Ctrl-C or SIGTERM stops the gateway first, then the projector, the worker and the
-service, each given a few seconds to finish before it is killed.
+Ctrl-C or SIGTERM stops the gateway first, then the delivery process, the projector, the
+worker and the service, each given a few seconds to finish before it is killed.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def stack_children(environ: Mapping[str, str]) -> list[Child]:
         Child("dispute service", "services.dispute", env),
         Child("deadline worker", "services.dispute.worker", env),
         Child("projector", "services.dispute.projections", env),
+        Child("delivery process", "services.dispute.delivery", env),
         Child("gateway", "services.gateway", gateway_env),
     ]
 

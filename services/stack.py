@@ -1,6 +1,7 @@
 """The system's real processes on free loopback ports, for the end-to-end tests and the
-benchmark: the dispute service, the deadline worker, the projector and the gateway, each
-`python -m ...` as `make run` starts them, on PostgreSQL in a schema of their own.
+benchmark: the dispute service, the deadline worker, the projector, the delivery process
+and the gateway, each `python -m ...` as `make run` starts them, on PostgreSQL in a
+schema of their own.
 
 A development tool beside `services/run.py`; nothing in the services imports it.
 """
@@ -25,6 +26,7 @@ MODULES = {
     "service": "services.dispute",
     "worker": "services.dispute.worker",
     "projector": "services.dispute.projections",
+    "delivery": "services.dispute.delivery",
     "gateway": "services.gateway",
 }
 START_TIMEOUT_SECONDS = 60.0
@@ -123,7 +125,7 @@ class Stack:
             self.wait_ready(self.gateway_url)
 
     def stop_all(self) -> None:
-        for name in ("gateway", "projector", "worker", "service"):
+        for name in ("gateway", "delivery", "projector", "worker", "service"):
             self.stop(name)
 
     def tail(self, lines: int = 30) -> str:

@@ -889,3 +889,86 @@ class Verification(_Response):
         description="the first version that does not verify (changed, missing, reordered)"
     )
     checked_at: datetime
+
+
+# Webhooks (service) --------------------------------------------------------------------
+
+WEBHOOK_URL_MAX = 2048
+WEBHOOK_EVENTS_MAX = 50
+WEBHOOK_DESCRIPTION_MAX = 500
+WEBHOOK_EVENT_TYPE_MAX = 64
+
+
+class WebhookCreate(_Request):
+    """POST /v1/webhooks: subscribe an endpoint to events."""
+
+    url: StrictStr = Field(
+        min_length=1,
+        max_length=WEBHOOK_URL_MAX,
+        description="an https:// URL on a public address (plain http://, private and "
+        "loopback addresses only with DISPUTES_WEBHOOKS_ALLOW_PRIVATE=1); redirects are "
+        "not followed",
+        examples=["https://payments.example/hooks/disputes"],
+    )
+    events: list[Annotated[StrictStr, Field(min_length=1, max_length=WEBHOOK_EVENT_TYPE_MAX)]] = (
+        Field(
+            min_length=1,
+            max_length=WEBHOOK_EVENTS_MAX,
+            description='event types (the `type` of /v1/events), or ["*"] for all',
+            examples=[["RefundStarted", "ReturnShipped"], ["*"]],
+        )
+    )
+    description: StrictStr | None = Field(default=None, max_length=WEBHOOK_DESCRIPTION_MAX)
+
+
+class WebhookReplay(_Request):
+    """POST /v1/webhooks/{id}/replay: deliver again everything after a position."""
+
+    after: StrictInt = Field(
+        ge=0, description="a feed position; every wanted event after it is delivered again"
+    )
+
+
+class Webhook(_Response):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    created_at: datetime
+    position: int = Field(description="the last feed position delivered (or not wanted)")
+    status: Literal["active", "retrying"] = Field(
+        description="`retrying`: the next event failed and waits for its retry"
+    )
+    failing_since: datetime | None
+    next_attempt_at: datetime | None = Field(description="when retrying: the next attempt")
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(
+        description="the signing secret (`whsec_` + base64): shown only in this answer"
+    )
+
+
+class WebhookList(_Response):
+    webhooks: list[Webhook]
+
+
+class WebhookDelivery(_Response):
+    """One delivery attempt."""
+
+    id: int
+    event_id: str = Field(description="the event's id, the attempt's `webhook-id`")
+    event_type: str
+    position: int
+    attempt: int = Field(description="1 for the first attempt at this event")
+    status: Literal["delivered", "failed"]
+    response_code: int | None = Field(description="the endpoint's answer, if any")
+    error: str | None
+    at: datetime = Field(description="when the attempt started")
+    duration_ms: int
+    next_retry_at: datetime | None = Field(description="failed: when it is tried again")
+
+
+class WebhookDeliveries(_Response):
+    deliveries: list[WebhookDelivery] = Field(description="newest first")
+    next_before: int | None = Field(description="pass as ?before= for older ones")

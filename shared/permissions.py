@@ -69,6 +69,8 @@ COMMANDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "read_feed": frozenset({SERVICE, AGENT, AUDITOR}),
         "read_stats": frozenset({AGENT, AUDITOR, SERVICE}),
         "move_sandbox_clock": frozenset({AGENT, SERVICE}),
+        # subscribe to webhooks, and manage one's own (each service sees only its own)
+        "manage_webhooks": frozenset({SERVICE}),
     }
 )
 
@@ -103,6 +105,12 @@ ROUTES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("GET", "/v1/stats/{figure}"): COMMANDS["read_stats"],
         ("POST", "/v1/sandbox/clock"): COMMANDS["move_sandbox_clock"],
         ("GET", "/v1/sandbox/clock"): EVERYONE,
+        ("POST", "/v1/webhooks"): COMMANDS["manage_webhooks"],
+        ("GET", "/v1/webhooks"): COMMANDS["manage_webhooks"],
+        ("GET", "/v1/webhooks/{webhook_id}"): COMMANDS["manage_webhooks"],
+        ("DELETE", "/v1/webhooks/{webhook_id}"): COMMANDS["manage_webhooks"],
+        ("GET", "/v1/webhooks/{webhook_id}/deliveries"): COMMANDS["manage_webhooks"],
+        ("POST", "/v1/webhooks/{webhook_id}/replay"): COMMANDS["manage_webhooks"],
         # An action that does not exist: everyone is told so (404 unknown_action).
         ("POST", ACTION_ROUTE_PREFIX + "{action}"): EVERYONE,
         **{

@@ -187,3 +187,30 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     conninfo: PgConnInfo = request.getfixturevalue("pg_conninfo")
     schema: str = request.getfixturevalue("pg_schema")
     return postgres_env(conninfo, schema)
+
+
+NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+
+
+@functools.cache
+def nats_problem() -> str | None:
+    """None if a NATS server answers at NATS_URL (default 127.0.0.1:4222), else why not."""
+    import socket
+
+    parts = urlsplit(NATS_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), 2):
+            return None
+    except OSError as exc:
+        return f"no NATS server at {NATS_URL}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """A NATS server's URL (with JetStream); skipped if none answers, except under CI."""
+    problem = nats_problem()
+    if problem is not None:
+        if in_ci():
+            pytest.fail(f"{problem} (CI is set, so NATS tests must run)", pytrace=False)
+        pytest.skip(problem)
+    return NATS_URL

@@ -64,6 +64,27 @@ class Settings(LogSettings, BaseSettings):
     # 0: not served; `make run` and compose set 9102 and 9103).
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     projector_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Webhooks (services.dispute.delivery): plain http:// and private or loopback
+    # destinations are refused unless this is set (development and tests only).
+    webhooks_allow_private: bool = False
+    # Seconds to wait before each retry of a failed delivery; the last one repeats for as
+    # long as the endpoint fails. The default retries within 5 s and keeps going for over
+    # 24 h (5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h, ...).
+    webhooks_retry_schedule: tuple[float, ...] = (
+        5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800
+    )  # fmt: skip
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=10)
+    # Deliveries one delivery process makes at once (each to another subscription).
+    webhooks_concurrency: int = Field(default=8, ge=1, le=64)
+    # A process that claimed a subscription and died lets it go after this lease.
+    webhooks_lease_seconds: float = Field(default=30.0, ge=1, le=600)
+    webhooks_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    # NATS JetStream (services.dispute.delivery.jetstream): publish every event when set.
+    nats_url: str | None = None
+    nats_stream: str = Field(default="DISPUTES", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_subject_prefix: str = Field(
+        default="disputes.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -75,6 +96,26 @@ class Settings(LogSettings, BaseSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         if not parts.hostname or not parts.path.strip("/"):
             raise ValueError("DATABASE_URL must name a host and a database")
+        return value
+
+    @field_validator("webhooks_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("DISPUTES_WEBHOOKS_RETRY_SCHEDULE must be positive seconds")
+        if value[0] > 10:
+            raise ValueError("DISPUTES_WEBHOOKS_RETRY_SCHEDULE must retry within 10 s first")
+        if list(value) != sorted(value):
+            raise ValueError("DISPUTES_WEBHOOKS_RETRY_SCHEDULE must not shrink")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlsplit(value).scheme not in ("nats", "tls", "ws", "wss"):
+            raise ValueError("DISPUTES_NATS_URL must be a nats:// (or tls://) URL")
         return value
 
     @field_validator("db_schema")
@@ -96,6 +137,8 @@ class Settings(LogSettings, BaseSettings):
             )
         if self.environment == "production" and self.sandbox:
             raise ValueError("DISPUTES_SANDBOX must not be enabled in production")
+        if self.environment == "production" and self.webhooks_allow_private:
+            raise ValueError("DISPUTES_WEBHOOKS_ALLOW_PRIVATE must not be set in production")
         if len(self.service_token.get_secret_value()) < 16:
             raise ValueError("DISPUTES_SERVICE_TOKEN must be at least 16 characters")
         _ = self.policy  # fail fast on a bad policy file

@@ -359,6 +359,113 @@ def event_feed(
 ) -> Any: ...
 
 
+WEBHOOK_PROBLEMS = {
+    **{status: answer for status, answer in COMMAND_PROBLEMS.items() if status != 412},
+    409: _problem("an Idempotency-Key reused with another body, or over 100 webhooks"),
+    422: _problem(
+        "invalid fields, each listed in errors (invalid_input): the url (https, public "
+        "address, length), an unknown event type, the description's length"
+    ),
+}
+
+
+@router.post(
+    "/v1/webhooks",
+    tags=["webhooks"],
+    summary="Subscribe an endpoint to events (service)",
+    description="Deliveries follow the Standard Webhooks specification: headers "
+    "`webhook-id` (the event's id: deduplicate on it), `webhook-timestamp`, "
+    "`webhook-signature` (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` with the "
+    "secret). The body is `{type, timestamp, data}`; `data` holds `position`, `dispute_id` "
+    "or `order_id`, `version` (the aggregate's, after the event: a gap shows a missed "
+    "event), `event` (as in /v1/events) and `dispute` (or `order`) as it was after the "
+    "event. One webhook receives events in position order, from the events committed "
+    "after its creation. A 2xx answer within 10 s is a delivery; anything else is retried "
+    "with growing back-off (5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, then every "
+    "8 h), later events waiting behind it. The `secret` is in this answer only. Limits: "
+    "`url` 2048 characters, `events` 1 to 50 distinct types, `description` 500 "
+    "characters, 100 webhooks per service.",
+    status_code=201,
+    response_model=contract.WebhookCreated,
+    responses={
+        201: {"model": contract.WebhookCreated, "description": "created", "headers": _LOCATION},
+        **WEBHOOK_PROBLEMS,
+    },
+)
+def create_webhook(
+    body: contract.WebhookCreate,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/webhooks",
+    tags=["webhooks"],
+    summary="The caller's webhooks (service)",
+    response_model=contract.WebhookList,
+    responses=READ_PROBLEMS,
+)
+def list_webhooks(request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}",
+    tags=["webhooks"],
+    summary="One of the caller's webhooks (service)",
+    response_model=contract.Webhook,
+    responses=READ_PROBLEMS,
+)
+def get_webhook(webhook_id: str, request_id: RequestId = None) -> Any: ...
+
+
+@router.delete(
+    "/v1/webhooks/{webhook_id}",
+    tags=["webhooks"],
+    summary="Stop deliveries and forget the webhook and its log (service)",
+    status_code=204,
+    responses={204: {"description": "deleted"}, **READ_PROBLEMS},
+)
+def delete_webhook(webhook_id: str, request_id: RequestId = None) -> None: ...
+
+
+@router.get(
+    "/v1/webhooks/{webhook_id}/deliveries",
+    tags=["webhooks"],
+    summary="Every delivery attempt, newest first: status, answer code, time, next retry",
+    response_model=contract.WebhookDeliveries,
+    responses=READ_PROBLEMS,
+)
+def webhook_deliveries(
+    webhook_id: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="`next_before` of a page")] = None,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.post(
+    "/v1/webhooks/{webhook_id}/replay",
+    tags=["webhooks"],
+    summary="Deliver again every wanted event after a position (service)",
+    description="Moves the webhook's position back to `after` (at most the feed's last "
+    "position): the events after it are delivered again, in order, with their own "
+    "`webhook-id`s. Answers 202 with the webhook.",
+    status_code=202,
+    response_model=contract.Webhook,
+    responses={
+        202: {"model": contract.Webhook, "description": "replay started"},
+        **WEBHOOK_PROBLEMS,
+    },
+)
+def replay_webhook(
+    webhook_id: str,
+    body: contract.WebhookReplay,
+    request_id: RequestId = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any: ...
+
+
 @router.get(
     "/v1/state-machine",
     tags=["meta"],

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from services.dispute.application import DisputeApplication
+from services.dispute.delivery.store import WebhookStore
 from services.dispute.metrics import Sampler, sample_pool
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from services.dispute.settings import Settings, load_settings
@@ -22,6 +23,7 @@ from . import problems
 from .audit_routes import audit_router
 from .dashboard_routes import dashboard
 from .routes import SandboxTime, health, router
+from .webhook_routes import webhooks_router
 
 log = logging.getLogger("services.dispute.api")
 
@@ -54,6 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
         )
         app.state.application = application
+        app.state.webhooks = await anyio.to_thread.run_sync(
+            lambda: WebhookStore(application, create=settings.create_tables)
+        )
         if settings.sandbox:
             app.state.sandbox = await anyio.to_thread.run_sync(sandbox_time, application)
         sampler = Sampler(lambda: sample_pool(application)).start()
@@ -80,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(dashboard)
     app.include_router(audit_router)
+    app.include_router(webhooks_router)
     app.include_router(health)
     return app
 

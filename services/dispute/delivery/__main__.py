@@ -1,0 +1,108 @@
+"""The delivery process: `python -m services.dispute.delivery`.
+
+Delivers webhooks (services.dispute.delivery.webhooks) and, when `DISPUTES_NATS_URL` is
+set, publishes every event to NATS JetStream (services.dispute.delivery.jetstream). Its
+configuration is the service's (`services.dispute.settings`: the same store, the
+`DISPUTES_WEBHOOKS_*` and `DISPUTES_NATS_*` variables). Run as many replicas as you like:
+each subscription is claimed by one of them at a time, and the JetStream relay runs in
+one of them at a time. SIGINT or SIGTERM stops it after the deliveries in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from pydantic import ValidationError
+
+from services.dispute.scheduler import ServiceClock
+from services.dispute.settings import load_settings
+from services.dispute.worker import _start_application
+
+from .store import WebhookStore
+from .webhooks import Deliverer
+
+log = logging.getLogger("services.dispute.delivery")
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(f"delivery process: bad configuration:\n{exc}", file=sys.stderr)
+        return 2  # `make run` does not restart a child that exits with 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info(
+            "received %s: stopping after the deliveries in flight", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    # Connections: one per delivery thread, one for the relay, one spare (not the
+    # service's DISPUTES_THREADS, sized for its request threads).
+    pool = min(settings.threads, settings.webhooks_concurrency + 2)
+    app = _start_application(settings.model_copy(update={"threads": pool}), ServiceClock(), stop)
+    if app is None:
+        return 1
+    threads: list[threading.Thread] = []
+    deliverer = Deliverer(
+        app,
+        WebhookStore(app, create=settings.create_tables),
+        allow_private=settings.webhooks_allow_private,
+        schedule=settings.webhooks_retry_schedule,
+        timeout=settings.webhooks_timeout_seconds,
+        lease=settings.webhooks_lease_seconds,
+        concurrency=settings.webhooks_concurrency,
+        poll=settings.webhooks_poll_seconds,
+    )
+    try:
+        threads.append(threading.Thread(target=deliverer.run_forever, args=(stop,)))
+        if settings.nats_url is not None:
+            from .jetstream import JetStreamRelay  # only with NATS configured
+
+            relay = JetStreamRelay(
+                app,
+                settings.nats_url,
+                stream=settings.nats_stream,
+                subject_prefix=settings.nats_subject_prefix,
+                lease=settings.webhooks_lease_seconds,
+                poll=settings.webhooks_poll_seconds,
+            )
+            threads.append(threading.Thread(target=relay.run_forever, args=(stop,)))
+        log.info(
+            "delivery process started (webhooks: %d at once, retries %s s; JetStream: %s)",
+            settings.webhooks_concurrency,
+            ", ".join(f"{s:g}" for s in settings.webhooks_retry_schedule),
+            f"stream {settings.nats_stream}" if settings.nats_url else "off",
+        )
+        for thread in threads:
+            thread.start()
+        while not stop.is_set():
+            if not all(t.is_alive() for t in threads):
+                log.error("a delivery thread ended unexpectedly; stopping")
+                stop.set()
+                return 1
+            stop.wait(0.5)
+        for thread in threads:
+            thread.join()
+    finally:
+        deliverer.close()
+        app.close()
+    log.info("delivery process stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
