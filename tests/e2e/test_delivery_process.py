@@ -147,5 +147,6 @@ def test_the_delivery_process_killed_mid_delivery_loses_nothing(
     got = [r.event_id for r in endpoint.delivered()]
     first_seen = list(dict.fromkeys(got))
     assert first_seen == ids  # every event, in position order
-    assert len(got) - len(ids) <= 1, got  # at most the one in flight, again
+    # at most the one in flight, again (a slow receiver: each delivery is recorded alone)
+    assert len(got) - len(ids) <= 1, got
     assert set(got[:-1]) <= set(ids)

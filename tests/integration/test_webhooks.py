@@ -182,6 +182,9 @@ def test_every_event_is_delivered_in_order_signed_with_the_dispute_as_it_was(api
         assert [len(d["dispute"]["messages"]) for d in dispute_bodies] == [0, 1, 1]
         assert dispute_bodies[2]["dispute"]["offer"]["type"] == "full_refund"
         assert dispute_bodies[0]["dispute"]["offer"] is None
+        for data in dispute_bodies:  # exactly what GET says of that version
+            path = f"/v1/disputes/{dispute['id']}?version={data['version']}"
+            assert data["dispute"] == api.call("GET", path, "service", "payments").json()
         order_bodies = [r.json["data"] for r in got if "order_id" in r.json["data"]]
         assert {d["order_id"] for d in order_bodies} == {dispute["order_id"]}
 

@@ -7,7 +7,8 @@
 
 So a receiver needs no read-back, sees a gap in `version` per aggregate, and resumes or
 replays by `position`. Built once per event and shared by every subscription (`Payloads`
-keeps the latest few hundred).
+keeps the latest few hundred). Each aggregate is not read back from the store for every
+event: the one built for the previous version is carried forward by the event.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ log = logging.getLogger("services.dispute.delivery")
 # Whose eyes the embedded dispute is shown through: a service's (no party's view).
 SUBSCRIBER = Actor(Role.SERVICE, "webhooks")
 KEPT = 512
+AGGREGATES_KEPT = 5000
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Payloads:
         self.app = app
         self.kept = kept
         self._cache: OrderedDict[int, Payload] = OrderedDict()
+        self._aggregates: OrderedDict[Any, Any] = OrderedDict()  # the latest built, by id
         self._lock = threading.Lock()
 
     def of(self, notification: Notification) -> Payload:
@@ -99,20 +102,39 @@ class Payloads:
                 self._cache.popitem(last=False)
         return payload
 
+    def aggregate_after(self, event: Any) -> Any:
+        """The event's aggregate as it was right after it: the aggregate built for the
+        previous version, with this event applied (replay has no side effects), or else
+        read from the store at this version."""
+        key, version = event.originator_id, event.originator_version
+        with self._lock:
+            cached = self._aggregates.pop(key, None)
+        if version == 1:
+            aggregate = event.mutate(None)
+        elif cached is not None and cached.version == version - 1:
+            aggregate = event.mutate(cached)  # in place: nobody else holds `cached`
+        else:
+            aggregate = self.app.repository.get(key, version=version)
+        with self._lock:
+            self._aggregates[key] = aggregate
+            while len(self._aggregates) > AGGREGATES_KEPT:
+                self._aggregates.popitem(last=False)
+        return aggregate
+
     def build(self, notification: Notification) -> Payload:
         app = self.app
         event: Any = app.mapper.to_domain_event(notification)
         version = event.originator_version
         data: dict[str, Any] = {"position": notification.id}
         if isinstance(event, Dispute.Event):
-            dispute: Dispute = app.repository.get(event.originator_id, version=version)
+            dispute: Dispute = self.aggregate_after(event)
             data["dispute_id"] = str(event.originator_id)
             aggregate: dict[str, Any] = {
                 "dispute": views.dispute_view(dispute, SUBSCRIBER, historical=True)
             }
             order_ref = dispute.order_ref
         else:
-            order: Order = app.repository.get(event.originator_id, version=version)
+            order: Order = self.aggregate_after(event)
             data["order_id"] = order.order_ref
             aggregate = {"order": views.order_view(order)}
             order_ref = order.order_ref

@@ -312,71 +312,59 @@ class WebhookStore:
             row = c.fetchone()
         return None if row is None else Subscription.from_row(row)
 
-    def delivered(
-        self, sub: Subscription, token: str, attempt: Attempt, *, lease_until: float
+    def record(
+        self,
+        sub: Subscription,
+        token: str,
+        *,
+        delivered: Sequence[Attempt] = (),
+        failure: Attempt | None = None,
+        passed: int,
+        now: float,
+        keep_until: float | None = None,
     ) -> bool:
-        """Records a delivery and moves the position past it, in one transaction, if the
-        claim still holds; returns whether it did."""
+        """In one transaction, if the claim still holds: logs the `delivered` attempts (and
+        the `failure`), and moves the position to `passed` (everything up to it delivered
+        or not wanted). With a failure, schedules its retry and lets the claim go; with
+        `keep_until`, keeps the claim until then; else lets it go, due again at once.
+        Returns whether the claim held (if not, nothing is recorded)."""
         s = self._sql
+        sets, params = ["position = ?"], list[Any]([passed])
+        if delivered:
+            sets.append("attempts = 0, failing_since = NULL")
+        if failure is not None:
+            sets.append(
+                "attempts = ?, next_attempt_at = ?, failing_since = COALESCE(failing_since, ?), "
+                "claimed_by = NULL, lease_until = NULL"
+            )
+            params += [failure.attempt, failure.next_retry_at, now]
+        elif keep_until is not None:
+            sets.append("lease_until = ?")
+            params.append(keep_until)
+        else:
+            sets.append("next_attempt_at = ?, claimed_by = NULL, lease_until = NULL")
+            params.append(now)
         with s.transaction(commit=True) as c:
             c.execute(
                 s.q(
-                    "UPDATE {t} SET position = ?, attempts = 0, failing_since = NULL, "
-                    "lease_until = ? WHERE id = ? AND claimed_by = ?",
+                    f"UPDATE {{t}} SET {', '.join(sets)} WHERE id = ? AND claimed_by = ?",
                     t=SUBSCRIPTIONS_TABLE,
                 ),
-                (attempt.position, lease_until, sub.id, token),
+                (*params, sub.id, token),
             )
             if _rowcount(c) != 1:
                 return False
-            self._log(c, sub.id, attempt)
+            attempts = [*delivered, *([failure] if failure is not None else [])]
+            if attempts:
+                c.executemany(
+                    s.q(
+                        f"INSERT INTO {{t}} ({_DELIVERY_COLUMNS}) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        t=DELIVERIES_TABLE,
+                    ),
+                    [a.row(sub.id) for a in attempts],
+                )
         return True
-
-    def failed(
-        self, sub: Subscription, token: str, attempt: Attempt, *, passed: int, now: float
-    ) -> bool:
-        """Records a failed attempt, schedules the retry and lets the claim go, in one
-        transaction; `passed` is the position up to which nothing was due."""
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET position = ?, attempts = ?, next_attempt_at = ?, "
-                    "failing_since = COALESCE(failing_since, ?), claimed_by = NULL, "
-                    "lease_until = NULL WHERE id = ? AND claimed_by = ?",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (passed, attempt.attempt, attempt.next_retry_at, now, sub.id, token),
-            )
-            if _rowcount(c) != 1:
-                return False
-            self._log(c, sub.id, attempt)
-        return True
-
-    def release(self, sub: Subscription, token: str, *, passed: int, now: float) -> bool:
-        """Lets the claim go, with the position up to which nothing more was due."""
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET position = ?, next_attempt_at = ?, claimed_by = NULL, "
-                    "lease_until = NULL WHERE id = ? AND claimed_by = ?",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (passed, now, sub.id, token),
-            )
-            return bool(_rowcount(c) == 1)
-
-    def _log(self, c: Any, subscription_id: str, attempt: Attempt) -> None:
-        s = self._sql
-        c.execute(
-            s.q(
-                f"INSERT INTO {{t}} ({_DELIVERY_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                t=DELIVERIES_TABLE,
-            ),
-            attempt.row(subscription_id),
-        )
 
 
 def _rowcount(cursor: Any) -> int:
