@@ -20,7 +20,9 @@ from pydantic import ValidationError
 
 from services.dispute.scheduler import ServiceClock
 from services.dispute.settings import load_settings
+from services.dispute.startup import check_database
 from services.dispute.worker import _start_application
+from shared import observability
 
 from .store import WebhookStore
 from .webhooks import Deliverer
@@ -29,16 +31,13 @@ log = logging.getLogger("services.dispute.delivery")
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
     try:
         settings = load_settings()
     except ValidationError as exc:
         print(f"delivery process: bad configuration:\n{exc}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
+    observability.setup_logging("delivery", settings)
+    check_database(settings, "delivery process")
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
