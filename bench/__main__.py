@@ -27,9 +27,11 @@ A script, not a test: its figures are measurements, nothing asserts on them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -179,9 +181,12 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
             "DISPUTES_NATS_STREAM": stream,
             "DISPUTES_NATS_SUBJECT_PREFIX": f"{stream.lower()}.events",
         }
-    receiver = delivery.Receiver()
+    receiver = delivery.Receiver(Path(tempfile.mkdtemp(prefix="bench-receiver-")))
     watcher = None
-    with running_stack(url, processes=plan.service_processes, delivery_env=delivery_env) as stack:
+    with (
+        contextlib.closing(receiver),
+        running_stack(url, processes=plan.service_processes, delivery_env=delivery_env) as stack,
+    ):
         if use_nats:
             watcher = delivery.JetStreamWatcher(
                 delivery.NATS_URL, stream, f"{stream.lower()}.events.>"
@@ -238,7 +243,6 @@ def measure_service(url: str, plan: Plan, log: Any) -> dict[str, Any]:
         out["feed"] = follower.verdict()
         log(f"  feed: {out['feed']}")
         out["delivery"] = measure_delivery(stack, plan, receiver, watcher, windows, log)
-        receiver.close()
         out["memory_mib"] = {
             name: {"sum": s.peak_rss_mib, "largest": s.largest_peak_rss_mib,
                    "processes": s.processes}

@@ -1,7 +1,8 @@
 """Events out under load: webhook and JetStream delivery lag, and webhook throughput.
 
-- A webhook receiver in this process (one thread per connection, answers 204 at once)
-  and a JetStream ordered consumer record when each event arrives; the event's lag is
+- A webhook receiver in a process of its own (bench/receiver.py: one thread per
+  connection, answers 204 at once) and a JetStream ordered consumer record when each
+  event arrives; the event's lag is
   that time minus the event's own time (`timestamp`, taken by the service just before
   the commit): from commit to the receiver's 2xx, and to the consumer's receipt.
 - Lags are grouped by the closed-loop run their event was committed in (by clients).
@@ -15,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +31,7 @@ import httpx
 from bench.common import latency_summary
 
 NATS_URL = "nats://127.0.0.1:4222"
+Arrival = tuple[float, int, float]  # arrival time, position, the event's time
 
 
 def nats_available(url: str = NATS_URL) -> bool:
@@ -46,45 +50,42 @@ def _event_time(body: bytes) -> tuple[float, int]:
 
 
 class Receiver:
-    """Records (path, arrival time, body) of every POST; answers 204."""
+    """The webhook receiver (bench/receiver.py) in a process of its own; its records
+    (path, arrival time, position, event time) are read back from a file."""
 
-    def __init__(self) -> None:
-        self.received: list[tuple[str, float, bytes]] = []
-        self.lock = threading.Lock()
-        outer = self
+    def __init__(self, directory: Path) -> None:
+        port_file, self.records = directory / "receiver.port", directory / "receiver.tsv"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.receiver", str(port_file), str(self.records)],
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        if not wait_until(lambda: port_file.exists() and port_file.read_text() != "", 30):
+            raise RuntimeError("the webhook receiver did not start")
+        self.url = f"http://127.0.0.1:{port_file.read_text()}"
+        self.received: list[tuple[str, float, int, float]] = []
+        self.offset = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                arrived = time.time()
-                with outer.lock:
-                    outer.received.append((self.path, arrived, body))
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _read(self) -> list[tuple[str, float, int, float]]:
+        if self.records.exists():
+            with self.records.open() as f:
+                f.seek(self.offset)
+                text = f.read()
+            complete = text[: text.rfind("\n") + 1]
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                path, arrived, position, stamp = line.split("\t")
+                self.received.append((path, float(arrived), int(position), float(stamp)))
+        return self.received
 
     def count(self, path: str | None = None) -> int:
-        with self.lock:
-            return sum(1 for p, _, _ in self.received if path is None or p.startswith(path))
+        return sum(1 for p, *_ in self._read() if path is None or p.startswith(path))
 
-    def arrivals(self, path: str) -> list[tuple[float, bytes]]:
-        with self.lock:
-            return [(t, b) for p, t, b in self.received if p == path]
+    def arrivals(self, path: str) -> list[Arrival]:
+        return [(a, pos, stamp) for p, a, pos, stamp in self._read() if p == path]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.process.terminate()
+        self.process.wait(10)
 
 
 class JetStreamWatcher(threading.Thread):
@@ -93,7 +94,7 @@ class JetStreamWatcher(threading.Thread):
     def __init__(self, url: str, stream: str, subjects: str) -> None:
         super().__init__(daemon=True)
         self.url, self.stream, self.subjects = url, stream, subjects
-        self.received: list[tuple[float, bytes]] = []
+        self.received: list[Arrival] = []
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
@@ -118,7 +119,9 @@ class JetStreamWatcher(threading.Thread):
                     msg = await sub.next_msg(timeout=0.5)
                 except NatsTimeout:
                     continue
-                self.received.append((time.time(), msg.data))
+                arrived = time.time()
+                stamp, position = _event_time(msg.data)
+                self.received.append((arrived, position, stamp))
             await js.delete_stream(self.stream)
         finally:
             await nc.close()
@@ -128,14 +131,11 @@ class JetStreamWatcher(threading.Thread):
         self.join(timeout=30)
 
 
-def lags(
-    arrivals: list[tuple[float, bytes]], windows: list[tuple[str, float, float]]
-) -> dict[str, Any]:
+def lags(arrivals: list[Arrival], windows: list[tuple[str, float, float]]) -> dict[str, Any]:
     """Lag summaries of the events committed within each window (label, start, end): the
     first arrival of each position only."""
     first: dict[int, tuple[float, float]] = {}
-    for arrived, body in arrivals:
-        stamp, position = _event_time(body)
+    for arrived, position, stamp in arrivals:
         first.setdefault(position, (stamp, arrived))
     out: dict[str, Any] = {}
     labels = dict.fromkeys(label for label, _, _ in windows)
@@ -151,9 +151,9 @@ def lags(
     return out
 
 
-def reached(arrivals: list[tuple[float, bytes]], position: int) -> bool:
+def reached(arrivals: list[Arrival], position: int) -> bool:
     """Whether the last arrival (they come in position order) is at `position` or past."""
-    return bool(arrivals) and _event_time(arrivals[-1][1])[1] >= position
+    return bool(arrivals) and arrivals[-1][1] >= position
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -200,6 +200,7 @@ def main() -> int:
     # The worker's and the projector's /metrics, unless configured otherwise.
     os.environ.setdefault("DISPUTES_WORKER_METRICS_PORT", "9102")
     os.environ.setdefault("DISPUTES_PROJECTOR_METRICS_PORT", "9103")
+    os.environ.setdefault("DISPUTES_DELIVERY_METRICS_PORT", "9104")
     supervisor = Supervisor(stack_children(os.environ))
     try:
         supervisor.start_all()
@@ -214,12 +215,14 @@ def main() -> int:
         sandbox = os.environ.get("DISPUTES_SANDBOX", "").lower() in ("1", "true", "yes", "on")
         worker_metrics = os.environ["DISPUTES_WORKER_METRICS_PORT"]
         projector_metrics = os.environ["DISPUTES_PROJECTOR_METRICS_PORT"]
+        delivery_metrics = os.environ["DISPUTES_DELIVERY_METRICS_PORT"]
         print(
             f"\nDisputes API ready on {base} ({store}).\n"
             f"  Docs:         {base}/docs  or {base}/redoc  (OpenAPI: {base}/openapi.json)\n"
             f"  Dashboard:    {base}/dashboard  (asks for an agent, auditor or service token)\n"
             f"  Metrics:      {base}/metrics, http://{metrics_host}:{service_port}/metrics, "
-            f"worker :{worker_metrics}, projector :{projector_metrics}\n"
+            f"worker :{worker_metrics}, projector :{projector_metrics}, "
+            f"delivery :{delivery_metrics}\n"
             f"  Sandbox:      {'ON: POST /v1/sandbox/clock moves time' if sandbox else 'off'} "
             "(DISPUTES_SANDBOX)\n"
             f"  Mint a token: {sys.executable} -m services.gateway.tokens "

@@ -50,6 +50,7 @@ class Stack:
     gateway_port: int = field(default_factory=free_port)
     worker_metrics_port: int = field(default_factory=free_port)
     projector_metrics_port: int = field(default_factory=free_port)
+    delivery_metrics_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # over the defaults of env()
 
@@ -77,6 +78,7 @@ class Stack:
             "DISPUTES_UPSTREAM_URL": self.service_url,
             "DISPUTES_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "DISPUTES_PROJECTOR_METRICS_PORT": str(self.projector_metrics_port),
+            "DISPUTES_DELIVERY_METRICS_PORT": str(self.delivery_metrics_port),
             **self.extra_env,
         }
 

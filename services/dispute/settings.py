@@ -64,6 +64,8 @@ class Settings(LogSettings, BaseSettings):
     # 0: not served; `make run` and compose set 9102 and 9103).
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     projector_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The delivery process's `/metrics` (`make run`: 9104; compose's healthcheck asks it).
+    delivery_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Webhooks (services.dispute.delivery): plain http:// and private or loopback
     # destinations are refused unless this is set (development and tests only).
     webhooks_allow_private: bool = False

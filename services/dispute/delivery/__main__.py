@@ -55,6 +55,9 @@ def main() -> int:
     app = _start_application(settings.model_copy(update={"threads": pool}), ServiceClock(), stop)
     if app is None:
         return 1
+    observability.serve_metrics(
+        settings.host, settings.delivery_metrics_port, "DISPUTES_DELIVERY_METRICS_PORT"
+    )
     threads: list[threading.Thread] = []
     deliverer = Deliverer(
         app,
