@@ -893,6 +893,8 @@ class Verification(_Response):
 
 # Webhooks (service) --------------------------------------------------------------------
 
+# A URL fits the usual 2 KiB of servers and proxies; a subscription names at most 50
+# event types (there are fewer than 40) or "*"; a description is a note, not a document.
 WEBHOOK_URL_MAX = 2048
 WEBHOOK_EVENTS_MAX = 50
 WEBHOOK_DESCRIPTION_MAX = 500
@@ -905,27 +907,35 @@ class WebhookCreate(_Request):
     url: StrictStr = Field(
         min_length=1,
         max_length=WEBHOOK_URL_MAX,
+        pattern=r"^[\x21-\x7e]+$",
         description="an https:// URL on a public address (plain http://, private and "
         "loopback addresses only with DISPUTES_WEBHOOKS_ALLOW_PRIVATE=1); redirects are "
         "not followed",
         examples=["https://payments.example/hooks/disputes"],
     )
-    events: list[Annotated[StrictStr, Field(min_length=1, max_length=WEBHOOK_EVENT_TYPE_MAX)]] = (
-        Field(
-            min_length=1,
-            max_length=WEBHOOK_EVENTS_MAX,
-            description='event types (the `type` of /v1/events), or ["*"] for all',
-            examples=[["RefundStarted", "ReturnShipped"], ["*"]],
-        )
+    events: list[
+        Annotated[
+            StrictStr,
+            Field(min_length=1, max_length=WEBHOOK_EVENT_TYPE_MAX, pattern=r"^(\*|[A-Za-z]+)$"),
+        ]
+    ] = Field(
+        min_length=1,
+        max_length=WEBHOOK_EVENTS_MAX,
+        description='event types (the `type` of /v1/events), or ["*"] for all',
+        examples=[["RefundStarted", "ReturnShipped"], ["*"]],
     )
-    description: StrictStr | None = Field(default=None, max_length=WEBHOOK_DESCRIPTION_MAX)
+    description: StrictStr | None = Field(
+        default=None, max_length=WEBHOOK_DESCRIPTION_MAX, pattern=TEXT_PATTERN
+    )
 
 
 class WebhookReplay(_Request):
     """POST /v1/webhooks/{id}/replay: deliver again everything after a position."""
 
     after: StrictInt = Field(
-        ge=0, description="a feed position; every wanted event after it is delivered again"
+        ge=0,
+        le=POSITION_MAX,
+        description="a feed position; every wanted event after it is delivered again",
     )
 
 

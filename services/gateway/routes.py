@@ -439,7 +439,9 @@ def delete_webhook(webhook_id: str, request_id: RequestId = None) -> None: ...
 def webhook_deliveries(
     webhook_id: str,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of a page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=contract.POSITION_MAX, description="`next_before` of a page")
+    ] = None,
     request_id: RequestId = None,
 ) -> Any: ...
 

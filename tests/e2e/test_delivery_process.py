@@ -70,6 +70,8 @@ def service(pg_conninfo: PgConnInfo, tmp_path: Path, nats_url: str, stream: str)
     stack = e2e_stack(
         url, schema, tmp_path,
         DISPUTES_SANDBOX="0",
+        DISPUTES_THREADS="4",
+        DISPUTES_WEBHOOKS_CONCURRENCY="2",
         DISPUTES_WEBHOOKS_ALLOW_PRIVATE="1",
         DISPUTES_WEBHOOKS_LEASE_SECONDS="2",
         DISPUTES_WEBHOOKS_RETRY_SCHEDULE="[0.2, 0.5, 1]",

@@ -21,7 +21,7 @@ from .http_support import Api, running_service
 
 @pytest.fixture
 def api(backend: dict[str, str]) -> Iterator[Api]:
-    with running_service(backend) as service:
+    with running_service(backend, threads=4) as service:
         yield service
 
 

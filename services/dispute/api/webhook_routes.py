@@ -159,7 +159,9 @@ def webhook_deliveries(
     request: Request,
     actor: ActorDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="a delivery id from a page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=contract.POSITION_MAX, description="`next_before` of a page")
+    ] = None,
 ) -> Response:
     """Every attempt, newest first: status, answer code, time, next retry."""
     owner = _service(actor, "read webhook deliveries")

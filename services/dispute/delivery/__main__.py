@@ -51,7 +51,7 @@ def main() -> int:
 
     # Connections: one per delivery thread, one for the relay, one spare (not the
     # service's DISPUTES_THREADS, sized for its request threads).
-    pool = min(settings.threads, settings.webhooks_concurrency + 2)
+    pool = settings.webhooks_concurrency + 2
     app = _start_application(settings.model_copy(update={"threads": pool}), ServiceClock(), stop)
     if app is None:
         return 1

@@ -42,6 +42,7 @@ log = logging.getLogger("services.dispute.delivery")
 DELIVERY_LOG_DAYS = 30
 PURGE_EVERY_SECONDS = 600.0
 USER_AGENT = "disputes-webhooks/1"
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,12 @@ class Deliverer:
 
     def close(self) -> None:
         self.client.close()
+
+    def __enter__(self) -> Deliverer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # Running -----------------------------------------------------------------------------
 
@@ -240,9 +247,15 @@ class Deliverer:
             "webhook-signature": signature,
         }
         try:
-            # The answer's body is never read: a 2xx status is the whole acknowledgement.
+            # A 2xx status is the whole acknowledgement. The body is read (up to a limit,
+            # beyond which the connection is dropped) only to reuse the connection.
             with self.client.stream("POST", url, content=payload.body, headers=headers) as answer:
                 code = answer.status_code
+                read = 0
+                for chunk in answer.iter_raw():
+                    read += len(chunk)
+                    if read > MAX_ANSWER_BYTES:
+                        break
         except httpx.TimeoutException:
             return outcome(False, None, f"no answer within {self.timeout:g} s")
         except httpx.HTTPError as error:
