@@ -19,7 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from standardwebhooks import Webhook
 
 from services.dispute.api.views import event_id
-from services.dispute.delivery.store import WebhookStore
+from services.dispute.delivery.store import Attempt, WebhookStore
 from services.dispute.delivery.webhooks import Deliverer
 from tests.webhook_receiver import Received, receiver
 
@@ -292,3 +292,42 @@ def test_an_event_that_cannot_be_decoded_is_delivered_as_what_is_known_of_it(api
         odd = got[1].json["data"]
         assert odd["dispute_id"] == str(stranger) and odd["event"]["undecodable"] is True
         assert got[1].event_id == event_id(stranger, 1)
+
+
+def attempt_at(position: int, status: str, attempt: int = 1, retry: float | None = None) -> Attempt:
+    return Attempt(
+        event_id=f"e{position}", position=position, event_type="Opened", attempt=attempt,
+        status=status, response_code=200 if status == "delivered" else 500, error=None,
+        attempted_at=100.0, duration_ms=1, next_retry_at=retry, event_at=99.0,
+    )  # fmt: skip
+
+
+def test_the_store_records_deliveries_and_a_failure_with_the_position_in_one_go(
+    api: Api,
+) -> None:
+    store = WebhookStore(api.client.app.state.application)  # type: ignore[attr-defined]
+    sub = store.create("svc", "https://93.184.215.14/h", ["*"], None, position=0, now=100.0)
+    claimed = store.claim("t1", below=10, now=100.0, lease=30)
+    assert claimed is not None and claimed.id == sub.id
+    assert store.claim("t2", below=10, now=101.0, lease=30) is None  # held by t1
+    # two delivered, then the third fails: one transaction
+    assert store.record(claimed, "t1", delivered=[attempt_at(1, "delivered"),
+                        attempt_at(2, "delivered")], failure=attempt_at(3, "failed", 1, 105.0),
+                        passed=2, now=102.0)  # fmt: skip
+    after = store.get("svc", sub.id)
+    assert after is not None
+    assert (after.position, after.attempts, after.next_attempt_at) == (2, 1, 105.0)
+    assert after.failing_since == 102.0
+    assert store.claim("t3", below=10, now=104.0, lease=30) is None  # not due yet
+    again = store.claim("t3", below=10, now=105.0, lease=30)
+    assert again is not None and again.attempts == 1
+    # a claim that was lost records nothing
+    assert not store.record(again, "t1", delivered=[attempt_at(3, "delivered")], passed=3,
+                            now=106.0)  # fmt: skip
+    assert store.record(again, "t3", delivered=[attempt_at(3, "delivered", 2)], passed=3,
+                        now=106.0)  # fmt: skip
+    done = store.get("svc", sub.id)
+    assert done is not None and (done.position, done.attempts, done.failing_since) == (3, 0, None)
+    log = store.deliveries(sub.id, limit=10)
+    assert [(e.attempt.position, e.attempt.status) for e in reversed(log)] == [
+        (1, "delivered"), (2, "delivered"), (3, "failed"), (3, "delivered")]  # fmt: skip

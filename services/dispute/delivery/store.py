@@ -330,20 +330,23 @@ class WebhookStore:
         Returns whether the claim held (if not, nothing is recorded)."""
         s = self._sql
         sets, params = ["position = ?"], list[Any]([passed])
-        if delivered:
-            sets.append("attempts = 0, failing_since = NULL")
         if failure is not None:
+            # failing since this attempt, unless the same event failed before
+            since = "?" if delivered else "COALESCE(failing_since, ?)"
             sets.append(
-                "attempts = ?, next_attempt_at = ?, failing_since = COALESCE(failing_since, ?), "
+                f"attempts = ?, next_attempt_at = ?, failing_since = {since}, "
                 "claimed_by = NULL, lease_until = NULL"
             )
             params += [failure.attempt, failure.next_retry_at, now]
-        elif keep_until is not None:
-            sets.append("lease_until = ?")
-            params.append(keep_until)
         else:
-            sets.append("next_attempt_at = ?, claimed_by = NULL, lease_until = NULL")
-            params.append(now)
+            if delivered:
+                sets.append("attempts = 0, failing_since = NULL")
+            if keep_until is not None:
+                sets.append("lease_until = ?")
+                params.append(keep_until)
+            else:
+                sets.append("next_attempt_at = ?, claimed_by = NULL, lease_until = NULL")
+                params.append(now)
         with s.transaction(commit=True) as c:
             c.execute(
                 s.q(
