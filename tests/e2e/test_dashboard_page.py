@@ -104,7 +104,8 @@ def open_dispute(client: httpx.Client, stack: Stack, reason: str, resolution: st
 
 def seed(stack: Stack) -> dict[str, Any]:
     """Four disputes: one lost by a silent seller (time-out), one escalated to review,
-    one withdrawn (closed), one refunded in full (closed); the projector caught up."""
+    one withdrawn (closed), one refunded in full (closed); then the clock moves ten days,
+    so the review is past its SLA; the projector caught up."""
     with httpx.Client(base_url=stack.gateway_url, timeout=60) as client:
         agent = Caller(client, stack, "agent", "agent-1")
         auditor = Caller(client, stack, "auditor", "auditor-1")
@@ -122,6 +123,8 @@ def seed(stack: Stack) -> dict[str, Any]:
         seller3.send("POST", f"/v1/disputes/{refunded['id']}/accept")
         payments.send("POST", f"/v1/disputes/{refunded['id']}/refund-paid",
                       {"reference": "pay-1", "paid_at": datetime.now(UTC).isoformat()})  # fmt: skip
+        # ten days on, the escalated review is past its SLA (7 business days)
+        agent.send("POST", "/v1/sandbox/clock", {"advance": "P10D"})
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while True:
             counts = agent.get("/v1/stats/counts")
@@ -129,6 +132,8 @@ def seed(stack: Stack) -> dict[str, Any]:
                 break
             assert time.monotonic() < deadline, f"the projector did not catch up: {counts}"
             time.sleep(0.2)
+        breaches = agent.get("/v1/stats/sla-breaches")["data"]
+        assert [b["dispute_id"] for b in breaches] == [escalated["id"]]
         return {
             "counts": counts,
             "silent": silent,
@@ -137,6 +142,7 @@ def seed(stack: Stack) -> dict[str, Any]:
             "history": auditor.get(f"/v1/disputes/{silent['id']}/events")["events"],
             "machine": agent.get("/v1/state-machine"),
             "daily": agent.get("/v1/stats/daily")["data"],
+            "breaches": breaches,
             "agent_token": agent.token,
             "page": client.get("/dashboard"),
         }
@@ -189,6 +195,12 @@ async def drive(chromium: str, stack: Stack, seeded: dict[str, Any], profile: Pa
         )
         assert set(points) == closing_days
         assert await page.evaluate("document.querySelectorAll('#chart-states svg rect').length")
+        lapsed = seeded["breaches"][0]["due_at"][:10]
+        assert await page.evaluate(
+            "[...document.querySelectorAll('#chart-breaches svg rect[data-series]')]"
+            ".map((r) => r.dataset.day)"
+        ) == [lapsed]
+        assert await page.evaluate("document.getElementById('breach-count').textContent") == "1"
         await page.screenshot("dashboard-overview")
 
         # A reload keeps the session: no second sign-in.

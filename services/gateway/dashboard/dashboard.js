@@ -145,33 +145,45 @@
     return out;
   }
 
-  // series: [{key, colour, values: [..per x..]}] stacked per x
+  // The top of a count axis and its tick step: whole numbers, four ticks at most.
+  function countAxis(max) {
+    const step = Math.max(1, Math.ceil(max / 4));
+    return { top: step * Math.max(1, Math.ceil(max / step)), step: step };
+  }
+
+  // series: [{key, colour, values: [..per x..], group}]: the series of one group are
+  // stacked in one bar; each group has its own bar side by side within a label.
   function barChart(containerId, labels, series, opts) {
     const W = opts.width || 760, H = opts.height || 220, L = 36, B = 34, T = 10, R = 10;
     const label = opts.label || ((day) => day.slice(5));
     const width = W - L - R, height = H - T - B;
-    const totals = labels.map((_, i) => series.reduce((a, s) => a + (s.values[i] || 0), 0));
-    const max = Math.max(1, ...totals);
+    const groups = [...new Set(series.map((s) => s.group || ""))];
+    const stacks = labels.map((_, i) => groups.map((g) => series.filter((s) => (s.group || "") === g).reduce((a, s) => a + (s.values[i] || 0), 0)));
+    const axis = countAxis(Math.max(1, ...stacks.flat()));
+    const max = axis.top;
     const step = width / labels.length;
-    const bar = Math.max(2, step * 0.7);
+    const bar = Math.max(2, (step * 0.8) / groups.length);
     const legendRows = opts.legend ? Math.ceil(series.reduce((a, s) => a + 24 + s.key.length * 6.5, 0) / (W - L - R)) : 0;
     const root = svg("svg", { viewBox: "0 0 " + W + " " + (H + legendRows * 16), role: "img", "aria-label": opts.title, "data-chart": containerId });
     root.append(svg("title", {}, opts.title));
-    for (let g = 0; g <= 4; g++) {
-      const y = T + height - (height * g) / 4;
+    for (let v = 0; v <= max; v += axis.step) {
+      const y = T + height - (height * v) / max;
       root.append(svg("line", { class: "grid-line", x1: L, x2: W - R, y1: y, y2: y }));
-      root.append(svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, opts.percent ? Math.round((max * g) / 4 * 100) + "%" : Math.round((max * g) / 4 * 10) / 10));
+      root.append(svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" }, v));
     }
     labels.forEach((day, i) => {
-      let y = T + height;
-      for (const s of series) {
-        const v = s.values[i] || 0;
-        if (!v) { continue; }
-        const h = (height * v) / max;
-        y -= h;
-        root.append(svg("rect", { x: L + i * step + (step - bar) / 2, y: y, width: bar, height: h, fill: s.colour, "data-series": s.key, "data-day": day },
-          svg("title", {}, day + " " + s.key + ": " + (opts.percent ? pct(v) : v))));
-      }
+      groups.forEach((g, gi) => {
+        let y = T + height;
+        const x = L + i * step + step * 0.1 + gi * bar;
+        for (const s of series.filter((t) => (t.group || "") === g)) {
+          const v = s.values[i] || 0;
+          if (!v) { continue; }
+          const h = (height * v) / max;
+          y -= h;
+          root.append(svg("rect", { x: x, y: y, width: Math.max(1, bar - 1), height: h, fill: s.colour, "data-series": s.key, "data-day": day },
+            svg("title", {}, day + " " + s.key + ": " + v)));
+        }
+      });
       if (labels.length <= 12 || i % Math.ceil(labels.length / 10) === 0) {
         root.append(svg("text", { x: L + i * step + step / 2, y: H - B + 14, "text-anchor": "middle" }, label(labels[i])));
       }
@@ -312,10 +324,10 @@
     const byDay = Object.fromEntries(daily.data.map((d) => [d.day, d]));
     const opened = labels.map((d) => (byDay[d] ? Object.values(byDay[d].opened).reduce((a, b) => a + b, 0) : 0));
     const outcomes = Object.keys(OUTCOME_COLOURS);
-    // two bars a day would need twice the room: opened is drawn as its own series first
+    // two bars a day: opened, and closed stacked by outcome
     barChart("chart-daily", labels, [
-      { key: "opened", colour: "#cbd5e1", values: opened },
-      ...outcomes.map((o) => ({ key: o, colour: OUTCOME_COLOURS[o], values: labels.map((d) => (byDay[d] && byDay[d].closed[o]) || 0) })),
+      { key: "opened", colour: "#cbd5e1", values: opened, group: "opened" },
+      ...outcomes.map((o) => ({ key: o, colour: OUTCOME_COLOURS[o], group: "closed", values: labels.map((d) => (byDay[d] && byDay[d].closed[o]) || 0) })),
     ], { title: "Disputes opened and closed per day, by outcome", legend: true, width: 1200, height: 240 });
     const rate = labels.map((d) => {
       const closed = byDay[d] ? Object.values(byDay[d].closed).reduce((a, b) => a + b, 0) : 0;
