@@ -274,7 +274,9 @@ async def drive(chromium: str, stack: Stack, seeded: dict[str, Any], profile: Pa
         await page.evaluate("location.hash = '#/sellers'")
         await loaded(page, "sellers")
         sellers = {row[0]: row for row in await rows(page, "sellers")}
-        assert sellers[seeded["silent_seller"]][6] == "1"  # its time-out loss
+        silent_seller = sellers[seeded["silent_seller"]]
+        assert silent_seller[1:4] == ["1", "1", "100%"]  # orders, disputes, dispute rate
+        assert silent_seller[7] == "1"  # its time-out loss
         await page.screenshot("dashboard-sellers")
 
         assert await page.evaluate("window.__csp") == []

@@ -386,12 +386,12 @@
   }
 
   async function showSellers() {
-    const [sellers, counts] = await Promise.all([get("/v1/stats/sellers"), get("/v1/stats/counts")]);
-    const rows = sellers.data.slice().sort((a, b) => b.disputes - a.disputes || b.timeout_losses - a.timeout_losses || a.seller_id.localeCompare(b.seller_id));
+    const sellers = await get("/v1/stats/sellers");
+    const rows = sellers.data.slice().sort((a, b) => (b.dispute_rate || 0) - (a.dispute_rate || 0) || b.disputes - a.disputes || a.seller_id.localeCompare(b.seller_id));
     fill("sellers", rows.map((s) => ({
       href: "#/disputes?seller_id=" + encodeURIComponent(s.seller_id),
-      cells: [s.seller_id, s.disputes, pct(counts.total ? s.disputes / counts.total : null), s.open,
-        Object.entries(s.by_reason).sort((a, b) => b[1] - a[1]).map(([r, n]) => r + " " + n).join(", "),
+      cells: [s.seller_id, s.orders, s.disputes, pct(s.dispute_rate), s.open,
+        Object.entries(s.by_reason).sort((a, b) => b[1] - a[1]).map(([r, n]) => r + " " + n + (s.reason_mix && s.reason_mix[r] !== undefined ? " (" + pct(s.reason_mix[r]) + ")" : "")).join(", "),
         s.median_response_seconds === null ? "-" : (s.median_response_seconds / 3600).toFixed(1) + " h",
         s.timeout_losses, pct(s.refund_rate), s.amount_refunded.map(money).join(", ")],
     })), "no sellers yet");
