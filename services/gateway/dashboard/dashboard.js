@@ -12,8 +12,9 @@
   const OUTCOME_COLOURS = {
     refunded_full: "#2f6fde", refunded_partial: "#7aa5f0", replacement: "#0f9d8a",
     seller_favoured: "#c2410c", withdrawn: "#9aa5b1", buyer_lapsed: "#d4a017",
-    return_not_shipped: "#8b5cf6",
+    return_not_shipped: "#8b5cf6", chargeback: "#be185d",
   };
+  const SPARE_COLOURS = ["#64748b", "#0891b2", "#65a30d", "#a16207"]; // outcomes added later
   const REFUNDED = ["refunded_full", "refunded_partial"];
   const $ = (id) => document.getElementById(id);
   let machine = null; // GET /v1/state-machine, once
@@ -323,7 +324,9 @@
     const labels = days(30, daily.to);
     const byDay = Object.fromEntries(daily.data.map((d) => [d.day, d]));
     const opened = labels.map((d) => (byDay[d] ? Object.values(byDay[d].opened).reduce((a, b) => a + b, 0) : 0));
-    const outcomes = Object.keys(OUTCOME_COLOURS);
+    const seen = daily.data.flatMap((d) => Object.keys(d.closed));
+    const outcomes = [...new Set([...Object.keys(OUTCOME_COLOURS), ...seen])];
+    outcomes.forEach((o, i) => { OUTCOME_COLOURS[o] = OUTCOME_COLOURS[o] || SPARE_COLOURS[i % SPARE_COLOURS.length]; });
     // two bars a day: opened, and closed stacked by outcome
     barChart("chart-daily", labels, [
       { key: "opened", colour: "#cbd5e1", values: opened, group: "opened" },
@@ -501,7 +504,7 @@
       });
     }
     const reasons = $("filter-reason");
-    for (const r of ["not_received", "not_as_described", "wrong_item", "damaged", "missing_parts", "late_delivery"]) {
+    for (const r of ["not_received", "not_as_described", "wrong_item", "damaged", "missing_parts", "late_delivery", "not_shipped"]) {
       reasons.append(el("option", { value: r }, r));
     }
     window.addEventListener("hashchange", render);
