@@ -87,6 +87,24 @@ class Settings(LogSettings, BaseSettings):
     nats_subject_prefix: str = Field(
         default="disputes.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
     )
+    # The Merkle log (services.dispute.transparency): its signing key, in Go's note
+    # format (PRIVATE+KEY+<name>+<hash>+<base64>); its name is the checkpoints' origin.
+    # Required in production; elsewhere a development key is made in DATA_DIR.
+    checkpoint_key: SecretStr | None = None
+    # Where signed checkpoints are published as files (append-only); default DATA_DIR/checkpoints.
+    checkpoint_dir: Path | None = None
+    # A checkpoint after this many new events, or this long after the first unsigned one.
+    checkpoint_every_events: int = Field(default=1000, ge=1, le=1_000_000)
+    checkpoint_every_seconds: float = Field(default=10.0, gt=0, le=86_400)
+    # Checkpoints are also published to NATS JetStream when DISPUTES_NATS_URL is set.
+    checkpoint_nats_stream: str = Field(
+        default="DISPUTES_CHECKPOINTS", pattern=r"^[A-Za-z0-9_-]{1,64}$"
+    )
+    checkpoint_nats_subject: str = Field(
+        default="disputes.checkpoints",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        max_length=200,
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -120,6 +138,19 @@ class Settings(LogSettings, BaseSettings):
             raise ValueError("DISPUTES_NATS_URL must be a nats:// (or tls://) URL")
         return value
 
+    @field_validator("checkpoint_key")
+    @classmethod
+    def _checkpoint_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        from .transparency.checkpoint import CheckpointError, Signer
+
+        try:
+            Signer.decode(value.get_secret_value())
+        except CheckpointError as exc:
+            raise ValueError(f"DISPUTES_CHECKPOINT_KEY: {exc}") from None
+        return value
+
     @field_validator("db_schema")
     @classmethod
     def _schema_name(cls, value: str) -> str:
@@ -141,10 +172,16 @@ class Settings(LogSettings, BaseSettings):
             raise ValueError("DISPUTES_SANDBOX must not be enabled in production")
         if self.environment == "production" and self.webhooks_allow_private:
             raise ValueError("DISPUTES_WEBHOOKS_ALLOW_PRIVATE must not be set in production")
+        if self.environment == "production" and self.checkpoint_key is None:
+            raise ValueError("DISPUTES_CHECKPOINT_KEY must be set in production")
         if len(self.service_token.get_secret_value()) < 16:
             raise ValueError("DISPUTES_SERVICE_TOKEN must be at least 16 characters")
         _ = self.policy  # fail fast on a bad policy file
         return self
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
     @property
     def uses_postgres(self) -> bool:

@@ -1,0 +1,65 @@
+"""`python -m services.dispute.transparency [run]`: follow the feed into the Merkle tree
+and sign checkpoints until SIGINT or SIGTERM. `... key`: print the verifier key (for
+auditors; it is public). `... checkpoint`: catch up and sign one checkpoint now."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ..application import DisputeApplication
+from ..settings import load_settings
+from .notary import build, signer_for
+
+log = logging.getLogger("services.dispute.transparency")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.dispute.transparency")
+    parser.add_argument("command", nargs="?", choices=["run", "key", "checkpoint"], default="run")
+    parser.add_argument("--poll-seconds", type=float, default=None, help="idle wait")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    if args.command == "key":
+        print(signer_for(settings).verifier.encode())
+        return 0
+    app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
+    notary = build(app, settings)
+    try:
+        if args.command == "checkpoint":
+            notary.catch_up()
+            made = notary.checkpoint(force=True)
+            print(notary.directory.latest() if made or notary.directory.latest() else "")
+            return 0
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping after the current batch", signum)
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        poll = args.poll_seconds if args.poll_seconds is not None else settings.worker_poll_seconds
+        log.info(
+            "notarising %s; checkpoints to %s; verifier key %s",
+            app.name,
+            notary.directory.path,
+            notary.verifier.encode(),
+        )
+        notary.run_forever(stop, poll_seconds=poll)
+        log.info("stopped")
+        return 0
+    finally:
+        if notary.nats is not None:
+            notary.nats.close()
+        app.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
