@@ -71,6 +71,8 @@ COMMANDS: Mapping[str, frozenset[str]] = MappingProxyType(
         "move_sandbox_clock": frozenset({AGENT, SERVICE}),
         # subscribe to webhooks, and manage one's own (each service sees only its own)
         "manage_webhooks": frozenset({SERVICE}),
+        # The Merkle log's checkpoints and proofs (services.dispute.transparency).
+        "read_merkle_log": frozenset({AGENT, AUDITOR}),
     }
 )
 
@@ -111,6 +113,9 @@ ROUTES: Mapping[tuple[str, str], frozenset[str]] = MappingProxyType(
         ("DELETE", "/v1/webhooks/{webhook_id}"): COMMANDS["manage_webhooks"],
         ("GET", "/v1/webhooks/{webhook_id}/deliveries"): COMMANDS["manage_webhooks"],
         ("POST", "/v1/webhooks/{webhook_id}/replay"): COMMANDS["manage_webhooks"],
+        ("GET", "/v1/audit/checkpoint"): COMMANDS["read_merkle_log"],
+        ("GET", "/v1/audit/inclusion"): COMMANDS["read_merkle_log"],
+        ("GET", "/v1/audit/consistency"): COMMANDS["read_merkle_log"],
         # An action that does not exist: everyone is told so (404 unknown_action).
         ("POST", ACTION_ROUTE_PREFIX + "{action}"): EVERYONE,
         **{

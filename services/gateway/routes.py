@@ -504,6 +504,58 @@ def stats(
 ) -> Any: ...
 
 
+# The Merkle log (auditor, agent) ---------------------------------------------------
+
+TreeSize = Annotated[
+    int | None,
+    Query(ge=1, le=2**62, description="a signed checkpoint's tree size; default the newest"),
+]
+
+
+@router.get(
+    "/v1/audit/checkpoint",
+    tags=["audit"],
+    summary="The newest signed checkpoint of the Merkle log over every event (agent, auditor)",
+    description="A C2SP tlog-checkpoint in a C2SP signed note (Ed25519), as published "
+    "outside the database. Keep it: later proofs are checked against it offline. 404 "
+    "checkpoint_not_found before the first checkpoint; 409 checkpoint_invalid if a "
+    "published checkpoint does not verify with the log's key.",
+    response_model=contract.Checkpoint,
+    responses=READ_PROBLEMS,
+)
+def audit_checkpoint(tree_size: TreeSize = None, request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/audit/inclusion",
+    tags=["audit"],
+    summary="RFC 9162 inclusion proof of one event in a signed checkpoint (agent, auditor)",
+    response_model=contract.InclusionProof,
+    responses=READ_PROBLEMS,
+)
+def audit_inclusion(
+    aggregate_id: Annotated[str, Query(max_length=64, description="a dispute's or order's id")],
+    version: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    tree_size: TreeSize = None,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/audit/consistency",
+    tags=["audit"],
+    summary="RFC 9162 consistency proof between two tree sizes (agent, auditor)",
+    description="`second` must be a signed checkpoint's size (default the newest).",
+    response_model=contract.ConsistencyProof,
+    responses=READ_PROBLEMS,
+)
+def audit_consistency(
+    first: Annotated[int, Query(ge=1, le=2**62, description="the older tree size")],
+    second: TreeSize = None,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
 # Sandbox time ----------------------------------------------------------------------
 
 
