@@ -9,9 +9,16 @@ This module touches no database: the service and the offline replayer
 (`python -m services.dispute.audit replay FILE`) use the same `verify`.
 
 CLI:
-    python -m services.dispute.audit export --dispute ID [--out FILE]
+    python -m services.dispute.audit export --dispute ID [--out FILE] [--tree-size N]
     python -m services.dispute.audit export --all --out FILE
     python -m services.dispute.audit replay FILE
+    python -m services.dispute.audit verify --key VKEY --checkpoint FILE EXPORT
+    python -m services.dispute.audit verify --key VKEY --checkpoint OLD --newer NEW --proof P
+
+An export also carries the Merkle log's evidence (services.dispute.transparency): a first
+line `{"checkpoint": <signed note>}` and, on each event, its leaf index and inclusion
+proof against that checkpoint; `verify` checks it offline against a checkpoint the
+auditor holds.
 """
 
 from __future__ import annotations
@@ -118,15 +125,37 @@ class Case:
 
     events: list[StoredEvent]
     hashes: dict[int, bytes]
+    # The Merkle log's leaves of the case, as the exporting service's tree holds them:
+    # {"version", "event_hash" (hex), "leaf_index", "proof" (hex list, against the
+    # export's checkpoint; absent in a whole-log export)}. None: no tree evidence.
+    tree: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Export:
+    cases: dict[str, Case]
+    checkpoint: str | None  # the signed note the proofs are against
 
 
 def read_export(lines: Iterable[str]) -> dict[str, Case]:
+    return read_export_file(lines).cases
+
+
+def read_export_file(lines: Iterable[str]) -> Export:
     cases: dict[str, Case] = {}
+    checkpoint = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            if "checkpoint" in row:
+                checkpoint = str(row["checkpoint"])
+                continue
+            if "case_tree" in row:
+                case = cases.setdefault(_originator(row["case_tree"]), Case([], {}))
+                case.tree = [dict(leaf) for leaf in row["leaves"]]
+                continue
             originator_id = _originator(row["originator_id"])
             version = int(row["originator_version"])
             event = StoredEvent(
@@ -141,7 +170,7 @@ def read_export(lines: Iterable[str]) -> dict[str, Case]:
         case.events.append(event)
         if row.get("hash"):
             case.hashes[version] = bytes.fromhex(row["hash"])
-    return cases
+    return Export(cases, checkpoint)
 
 
 def replay(cases: Mapping[str, Case]) -> list[dict[str, Any]]:
@@ -199,17 +228,55 @@ def _plain(value: Any) -> Any:
 def _export(args: argparse.Namespace, out: IO[str]) -> int:
     from services.dispute.application import DisputeApplication
     from services.dispute.settings import load_settings
+    from services.dispute.transparency.notary import CheckpointDirectory
+    from services.dispute.transparency.tree import TreeStore
 
     settings = load_settings()
     app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
     try:
-        ids = list(all_originator_ids(app.recorder)) if args.all else [UUID(args.dispute)]
+        store = TreeStore(app.recorder.datastore)  # type: ignore[attr-defined]
+        if settings.create_tables:
+            store.create_table()
+        directory = CheckpointDirectory(settings.checkpoints_path)
+        note = directory.read(args.tree_size) if args.tree_size else directory.latest()
+        if note is None:
+            print(
+                "no signed checkpoint"
+                + (f" of size {args.tree_size}" if args.tree_size else "")
+                + ": exporting without the Merkle log's proofs",
+                file=sys.stderr,
+            )
+            if args.tree_size:
+                return 2
+        else:
+            out.write(json.dumps({"checkpoint": note}) + "\n")
+        size = int(note.split("\n")[1]) if note else 0
+        if args.all:
+            ids = list(dict.fromkeys([*all_originator_ids(app.recorder), *tree_ids(store)]))
+        else:
+            ids = [UUID(args.dispute)]
         count = 0
         for originator_id in ids:
             events, hashes = read_chain(app.recorder, originator_id)
-            if not events and not args.all:
+            leaves = [f for f in store.leaves_of(_originator(originator_id)) if f.index < size]
+            if not events and not leaves and not args.all:
                 print(f"no such dispute: {args.dispute}", file=sys.stderr)
                 return 2
+            if note is not None:
+                tree = [
+                    {
+                        "version": f.version,
+                        "event_hash": f.event_hash.hex(),
+                        "leaf_index": f.index,
+                        **(
+                            {}
+                            if args.all
+                            else {"proof": [p.hex() for p in store.inclusion_proof(f.index, size)]}
+                        ),
+                    }
+                    for f in leaves
+                ]
+                out.write(json.dumps({"case_tree": str(originator_id), "leaves": tree}) + "\n")
             for line in export_lines(events, hashes):
                 out.write(line + "\n")
                 count += 1
@@ -217,6 +284,15 @@ def _export(args: argparse.Namespace, out: IO[str]) -> int:
         return 0
     finally:
         app.close()
+
+
+def tree_ids(store: Any, page: int = 10_000) -> Iterator[UUID]:
+    """Every aggregate the Merkle log holds, in feed order (a deleted case too)."""
+    start = 0
+    while leaves := store.leaves(start, page):
+        for leaf in leaves:
+            yield UUID(leaf.originator_id)
+        start = leaves[-1].index + 1
 
 
 def all_originator_ids(recorder: Any, page: int = 500) -> Iterator[UUID]:
@@ -246,6 +322,54 @@ def read_chain(recorder: Any, originator_id: UUID) -> tuple[list[StoredEvent], d
     return events, after
 
 
+def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Offline: no database, no service; exit 1 if anything is found, 2 on bad input."""
+    import os
+
+    from services.dispute.transparency.checkpoint import CheckpointError, Verifier
+    from services.dispute.transparency.verify import verify_consistency, verify_export
+
+    if bool(args.newer) == bool(args.file) or bool(args.newer) != bool(args.proof):
+        parser.error("verify takes an export FILE, or --newer CHECKPOINT with --proof FILE")
+    try:
+        text = args.key
+        if os.path.exists(text):
+            with open(text, encoding="utf-8") as key_file:
+                text = key_file.read().strip()
+        key = Verifier.decode(text)
+        with open(args.checkpoint, encoding="utf-8") as held_file:
+            held = held_file.read()
+        if args.newer:
+            with open(args.newer, encoding="utf-8") as newer_file:
+                newer = newer_file.read()
+            with open(args.proof, encoding="utf-8") as proof_file:
+                proof = json.load(proof_file)
+            findings = [f.__dict__ for f in verify_consistency(held, newer, proof, key)]
+            print(json.dumps({"consistent": not findings, "findings": findings}, sort_keys=True))
+            return 1 if findings else 0
+        with open(args.file, encoding="utf-8") as lines:
+            export = read_export_file(lines)
+    except (OSError, ValueError, CheckpointError) as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
+    report = verify_export(export, held, key)
+    for case in report["cases"]:
+        print(json.dumps(case, sort_keys=True))
+    log_findings = report["findings"]
+    print(json.dumps({"log": log_findings, "checkpoint_size": report.get("checkpoint_size")}))
+    broken = [c for c in report["cases"] if not c["intact"]]
+    print(
+        f"{len(report['cases'])} aggregates against {report.get('checkpoint_size')} events: "
+        + (
+            "intact"
+            if not broken and not log_findings
+            else f"BROKEN ({len(broken)} cases, {len(log_findings)} log findings)"
+        ),
+        file=sys.stderr,
+    )
+    return 1 if broken or log_findings else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.dispute.audit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -254,9 +378,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--dispute", help="the dispute's id")
     which.add_argument("--all", action="store_true", help="every aggregate in the store")
     export.add_argument("--out", help="the file to write (standard output if absent)")
+    export.add_argument(
+        "--tree-size", type=int, help="prove against the checkpoint of this size (default newest)"
+    )
     replayer = commands.add_parser("replay", help="verify and replay an export, offline")
     replayer.add_argument("file")
+    verifier = commands.add_parser(
+        "verify", help="check an export, or a newer checkpoint, against a held checkpoint"
+    )
+    verifier.add_argument("--key", required=True, help="the log's verifier key, or a file of it")
+    verifier.add_argument("--checkpoint", required=True, help="the signed checkpoint you hold")
+    verifier.add_argument("--newer", help="a newer signed checkpoint to check for consistency")
+    verifier.add_argument("--proof", help="with --newer: the consistency proof (JSON)")
+    verifier.add_argument("file", nargs="?", help="an export (export --dispute/--all)")
     args = parser.parse_args(argv)
+
+    if args.command == "verify":
+        return _verify(args, parser)
 
     if args.command == "export":
         if args.all and not args.out:
