@@ -2,7 +2,9 @@
 
 Starts the dispute service, the deadline worker, the dashboard projector (which keeps
 the views behind `GET /v1/disputes` and `/v1/stats/...` up to date), the delivery process
-(webhooks, and NATS JetStream when DISPUTES_NATS_URL is set) and the gateway as
+(webhooks, and NATS JetStream when DISPUTES_NATS_URL is set), the notary (the Merkle
+log's signed checkpoints; a development signing key is made in DISPUTES_DATA_DIR unless
+DISPUTES_CHECKPOINT_KEY is set) and the gateway as
 child processes with the current environment: SQLite under ./data by default,
 PostgreSQL when DATABASE_URL is set. Waits until the gateway is ready (it checks the
 service, which checks the store), prints where the docs are and how to mint a token,
@@ -14,8 +16,9 @@ starting it again cannot help: the launcher stops everything and says so.
 Without DISPUTES_SERVICE_TOKEN in the environment, the launcher makes a random one for
 its children, so the service's internal port never accepts a published default.
 
-Ctrl-C or SIGTERM stops the gateway first, then the delivery process, the projector, the
-worker and the service, each given a few seconds to finish before it is killed.
+Ctrl-C or SIGTERM stops the gateway first, then the notary, the delivery process, the
+projector, the worker and the service, each given a few seconds to finish before it is
+killed.
 """
 
 from __future__ import annotations
@@ -171,8 +174,25 @@ def stack_children(environ: Mapping[str, str]) -> list[Child]:
         Child("deadline worker", "services.dispute.worker", env),
         Child("projector", "services.dispute.projections", env),
         Child("delivery process", "services.dispute.delivery", env),
+        Child("notary", "services.dispute.transparency", env),
         Child("gateway", "services.gateway", gateway_env),
     ]
+
+
+def development_checkpoint_key() -> str | None:
+    """The Merkle log's verifier key; outside production without DISPUTES_CHECKPOINT_KEY,
+    the development key is made here (in DISPUTES_DATA_DIR) before any child starts.
+    None if the settings are refused: the children say why themselves."""
+    from pydantic import ValidationError
+
+    from services.dispute.settings import load_settings
+    from services.dispute.transparency.checkpoint import CheckpointError
+    from services.dispute.transparency.notary import signer_for
+
+    try:
+        return signer_for(load_settings()).verifier.encode()
+    except (ValidationError, CheckpointError, OSError):
+        return None
 
 
 class Stop(Exception):
@@ -201,6 +221,7 @@ def main() -> int:
     os.environ.setdefault("DISPUTES_WORKER_METRICS_PORT", "9102")
     os.environ.setdefault("DISPUTES_PROJECTOR_METRICS_PORT", "9103")
     os.environ.setdefault("DISPUTES_DELIVERY_METRICS_PORT", "9104")
+    verifier_key = development_checkpoint_key()
     supervisor = Supervisor(stack_children(os.environ))
     try:
         supervisor.start_all()
@@ -228,7 +249,8 @@ def main() -> int:
             f"  Mint a token: {sys.executable} -m services.gateway.tokens "
             "--role buyer --sub buyer-1\n"
             f"  Then:         curl -H 'Authorization: Bearer <token>' {base}/v1/state-machine\n"
-            "  A child that dies is restarted; Ctrl-C stops everything.\n",
+            + (f"  Merkle log:   checkpoints signed by {verifier_key}\n" if verifier_key else "")
+            + "  A child that dies is restarted; Ctrl-C stops everything.\n",
             flush=True,
         )
         while True:

@@ -1,7 +1,7 @@
 """The system's real processes on free loopback ports, for the end-to-end tests and the
-benchmark: the dispute service, the deadline worker, the projector, the delivery process
-and the gateway, each `python -m ...` as `make run` starts them, on PostgreSQL in a
-schema of their own.
+benchmark: the dispute service, the deadline worker, the projector, the delivery process,
+the notary and the gateway, each `python -m ...` as `make run` starts them, on PostgreSQL
+in a schema of their own.
 
 A development tool beside `services/run.py`; nothing in the services imports it.
 """
@@ -27,6 +27,7 @@ MODULES = {
     "worker": "services.dispute.worker",
     "projector": "services.dispute.projections",
     "delivery": "services.dispute.delivery",
+    "notary": "services.dispute.transparency",
     "gateway": "services.gateway",
 }
 START_TIMEOUT_SECONDS = 60.0
@@ -79,6 +80,9 @@ class Stack:
             "DISPUTES_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "DISPUTES_PROJECTOR_METRICS_PORT": str(self.projector_metrics_port),
             "DISPUTES_DELIVERY_METRICS_PORT": str(self.delivery_metrics_port),
+            # The Merkle log's checkpoints and development key, with this stack's logs.
+            "DISPUTES_DATA_DIR": str(self.logs / "data"),
+            "DISPUTES_CHECKPOINT_DIR": str(self.logs / "checkpoints"),
             **self.extra_env,
         }
 
@@ -127,7 +131,7 @@ class Stack:
             self.wait_ready(self.gateway_url)
 
     def stop_all(self) -> None:
-        for name in ("gateway", "delivery", "projector", "worker", "service"):
+        for name in ("gateway", "notary", "delivery", "projector", "worker", "service"):
             self.stop(name)
 
     def tail(self, lines: int = 30) -> str:
