@@ -18,9 +18,13 @@ part in a scratch schema dropped afterwards:
 3. Scale: command latency with 1,000 and with 1,000,000 stored events; loading a case of
    10 and of 10,000 events with and without snapshots; feed read and projection rebuild.
 4. Memory: the peak RSS of each process.
+5. The Merkle log (bench/merkle_log.py): tree maintenance in events/s over 1,000,000
+   stored events, storage per event, a signed checkpoint's and the proofs' sizes and
+   times at that size, one case's verification, and the cost per command without and
+   with the notary following the writes.
 
 Writes bench/results/<full|quick>.{json,md,png} and prints the Markdown. `--quick` runs
-every part, shorter and with 100,000 instead of 1,000,000 stored events (under 2 minutes).
+every part, shorter and with 100,000 instead of 1,000,000 stored events (about 3 minutes).
 A script, not a test: its figures are measurements, nothing asserts on them.
 """
 
@@ -39,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, limits, report, scale
+from bench import delivery, limits, merkle_log, report, scale
 from bench.common import (
     ROOT,
     cpu_busy_seconds,
@@ -66,6 +70,8 @@ class Plan:
     rebuild_events: int
     orders: int
     delivery_seconds: float = 5.0
+    merkle_events: int = 1_000_000
+    merkle_seconds: float = 8.0
     # DISPUTES_PROCESSES of the measured service: one per core, as it would be deployed.
     service_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -75,7 +81,10 @@ class Plan:
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls("quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000, 3)
+        return cls(
+            "quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000, 3,
+            merkle_events=100_000, merkle_seconds=3.0,
+        )  # fmt: skip
 
 
 def internal_headers(role: str, who: str) -> dict[str, str]:
@@ -319,6 +328,10 @@ def measure_scale(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     return out
 
 
+def measure_merkle(url: str, plan: Plan, log: Any) -> dict[str, Any]:
+    return merkle_log.measure(url, plan.merkle_events, plan.merkle_seconds, log)
+
+
 def measure_limits(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     clients, seconds = list(plan.clients), plan.limit_seconds
     out: dict[str, Any] = {
@@ -345,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         "--service-processes", type=int, default=None, help="DISPUTES_PROCESSES for the run"
     )
     parser.add_argument(
-        "--parts", nargs="+", choices=("limits", "service", "scale"),
-        default=["limits", "service", "scale"], help="measure only these parts",
+        "--parts", nargs="+", choices=("limits", "service", "scale", "merkle"),
+        default=["limits", "service", "scale", "merkle"], help="measure only these parts",
     )  # fmt: skip
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
@@ -368,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         ("limits", measure_limits),
         ("service", measure_service),
         ("scale", measure_scale),
+        ("merkle", measure_merkle),
     ):
         if part in args.parts:
             log(f"{part} ...")

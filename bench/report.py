@@ -157,6 +157,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"{rb['events_per_s']:,.0f} events/s.",
             "",
         ]
+    if results.get("merkle"):
+        from bench.merkle_log import markdown as merkle_markdown
+
+        lines += merkle_markdown(results["merkle"])
     return "\n".join(lines) + "\n"
 
 
