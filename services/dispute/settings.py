@@ -91,7 +91,8 @@ class Settings(LogSettings, BaseSettings):
     # format (PRIVATE+KEY+<name>+<hash>+<base64>); its name is the checkpoints' origin.
     # Required in production; elsewhere a development key is made in DATA_DIR.
     checkpoint_key: SecretStr | None = None
-    # Where signed checkpoints are published as files (append-only); default DATA_DIR/checkpoints.
+    # Where signed checkpoints are published as files (append-only); default
+    # DATA_DIR/checkpoints (/<schema> on PostgreSQL).
     checkpoint_dir: Path | None = None
     # A checkpoint after this many new events, or this long after the first unsigned one.
     checkpoint_every_events: int = Field(default=1000, ge=1, le=1_000_000)
@@ -181,7 +182,12 @@ class Settings(LogSettings, BaseSettings):
 
     @property
     def checkpoints_path(self) -> Path:
-        return self.checkpoint_dir or self.data_dir / "checkpoints"
+        """DISPUTES_CHECKPOINT_DIR, else DATA_DIR/checkpoints (per schema on PostgreSQL:
+        each schema is a log of its own)."""
+        if self.checkpoint_dir is not None:
+            return self.checkpoint_dir
+        base = self.data_dir / "checkpoints"
+        return base / self.db_schema if self.uses_postgres else base
 
     @property
     def uses_postgres(self) -> bool:

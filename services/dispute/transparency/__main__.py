@@ -12,8 +12,11 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from pydantic import ValidationError
+
 from ..application import DisputeApplication
 from ..settings import load_settings
+from .checkpoint import CheckpointError
 from .notary import build, signer_for
 
 log = logging.getLogger("services.dispute.transparency")
@@ -25,9 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=None, help="idle wait")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+        signer = signer_for(settings)
+    except (ValidationError, CheckpointError) as exc:
+        print(f"notary: bad configuration:\n{exc}", file=sys.stderr)
+        return 2  # `make run` does not restart a child that exits with 2
     if args.command == "key":
-        print(signer_for(settings).verifier.encode())
+        print(signer.verifier.encode())
         return 0
     app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
     notary = build(app, settings)
