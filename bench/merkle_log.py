@@ -159,7 +159,7 @@ def cost_per_command(url: str, seconds: float, log: Any) -> dict[str, Any]:
     from bench.stack import application, register_orders, running_stack
 
     out: dict[str, Any] = {}
-    with running_stack(url) as stack:
+    with running_stack(url, threads=8) as stack:  # 8 clients; spare the shared server
         stack.stop("projector")  # alone with the service: only the notary differs
         stack.stop("worker")
         app = application(stack)

@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "key":
         print(signer.verifier.encode())
         return 0
-    app = DisputeApplication(env=settings.persistence_env(), policy=settings.policy)
+    # One batch at a time: two connections are plenty (not DISPUTES_THREADS of them).
+    env = {**settings.persistence_env(), "POSTGRES_POOL_SIZE": "2"}
+    app = DisputeApplication(env=env, policy=settings.policy)
     notary = build(app, settings)
     try:
         if args.command == "checkpoint":
