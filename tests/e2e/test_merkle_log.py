@@ -36,12 +36,17 @@ def nats_answers() -> bool:
 
 async def checkpoints_in_nats(stream: str, subject: str) -> list[str]:
     import nats
+    import nats.errors
+    import nats.js.errors
 
     nc = await nats.connect(NATS_URL, connect_timeout=2)
     try:
         js = nc.jetstream()
-        sub = await js.pull_subscribe(subject, stream=stream)
-        messages = await sub.fetch(100, timeout=2)
+        try:
+            sub = await js.pull_subscribe(subject, stream=stream)
+            messages = await sub.fetch(100, timeout=2)
+        except (nats.js.errors.NotFoundError, nats.errors.TimeoutError):
+            return []  # not created yet, or nothing in it yet
         return [m.data.decode() for m in messages]
     finally:
         await nc.close()
@@ -106,8 +111,12 @@ def test_the_notary_signs_and_publishes_checkpoints_served_through_the_gateway(
             verification = case.buyer.get(f"/v1/disputes/{dispute['id']}/verification").json()
             assert verification["intact"] is True and verification["proved_events"] >= 1
         if use_nats:
-            published = asyncio.run(checkpoints_in_nats(stream, subject))
-            assert checkpoint["note"] in published
+            try:
+                wait_for(
+                    lambda: checkpoint["note"] in asyncio.run(checkpoints_in_nats(stream, subject))
+                )
+            except AssertionError:
+                raise AssertionError(f"not in JetStream\n{stack.tail()}") from None
     finally:
         stack.stop("notary")
         for name in settings:

@@ -169,6 +169,7 @@ class Notary:
         self.now = now
         self.monotonic = monotonic
         self._unsigned_since: float | None = None
+        self._nats_pending: list[tuple[int, str]] = []  # published to the files, not NATS yet
 
     @property
     def verifier(self) -> Verifier:
@@ -209,6 +210,7 @@ class Notary:
 
     def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
         """Signs and publishes a checkpoint of the tree if one is due (or `force`)."""
+        self._flush_nats()
         state = self.store.state()
         latest = self.latest_published()
         signed = latest.size if latest is not None else 0
@@ -221,13 +223,23 @@ class Notary:
         self.store.add_checkpoint(state.size, state.root, note)
         self.directory.publish(state.size, note)
         if self.nats is not None:
-            try:
-                self.nats.publish(state.size, self.signer.name, note)
-            except Exception as error:  # the file is the record; NATS is a copy
-                log.warning("checkpoint %s not published to NATS: %s", state.size, error)
+            self._nats_pending.append((state.size, note))
+            self._flush_nats()
         self._unsigned_since = None
         log.info("checkpoint: %s events, root %s", state.size, state.root.hex())
         return checkpoint
+
+    def _flush_nats(self) -> None:
+        """Publishes the checkpoints NATS has not taken yet, oldest first (JetStream
+        drops a repeat by its message id); what fails is tried again next time."""
+        while self.nats is not None and self._nats_pending:
+            size, note = self._nats_pending[0]
+            try:
+                self.nats.publish(size, self.signer.name, note)
+            except Exception as error:  # the file is the record; NATS is a copy
+                log.warning("checkpoint %s not published to NATS yet: %s", size, error)
+                return
+            self._nats_pending.pop(0)
 
     def latest_published(self) -> Checkpoint | None:
         note = self.directory.latest()
