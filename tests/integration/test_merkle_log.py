@@ -64,10 +64,11 @@ def log(backend: dict[str, str], tmp_path: Path) -> Iterator[Log]:
     overrides: dict[str, Any] = {
         "checkpoint_key": SecretStr(signer.encode()),
         "checkpoint_dir": tmp_path / "checkpoints",
+        "threads": 4,  # the server is shared: small pools
     }
     with running_service(backend, **overrides) as api:
         settings = settings_for(backend, **overrides)
-        app = DisputeApplication(env=settings.persistence_env())
+        app = DisputeApplication(env={**settings.persistence_env(), "POSTGRES_POOL_SIZE": "2"})
         try:
             notary = build(app, settings)
             yield Log(api, notary, signer, backend, overrides, tmp_path / "checkpoints")
@@ -317,6 +318,7 @@ def cli_env(log: Log, monkeypatch: pytest.MonkeyPatch) -> None:
     else:
         monkeypatch.delenv("DATABASE_URL", raising=False)
         monkeypatch.setenv("DISPUTES_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("DISPUTES_THREADS", "2")
     monkeypatch.setenv("DISPUTES_CHECKPOINT_KEY", log.signer.encode())
     monkeypatch.setenv("DISPUTES_CHECKPOINT_DIR", str(log.directory))
 
