@@ -221,6 +221,7 @@ def main() -> int:
     os.environ.setdefault("DISPUTES_WORKER_METRICS_PORT", "9102")
     os.environ.setdefault("DISPUTES_PROJECTOR_METRICS_PORT", "9103")
     os.environ.setdefault("DISPUTES_DELIVERY_METRICS_PORT", "9104")
+    os.environ.setdefault("DISPUTES_NOTARY_METRICS_PORT", "9105")
     verifier_key = development_checkpoint_key()
     supervisor = Supervisor(stack_children(os.environ))
     try:
@@ -243,7 +244,8 @@ def main() -> int:
             f"  Dashboard:    {base}/dashboard  (asks for an agent, auditor or service token)\n"
             f"  Metrics:      {base}/metrics, http://{metrics_host}:{service_port}/metrics, "
             f"worker :{worker_metrics}, projector :{projector_metrics}, "
-            f"delivery :{delivery_metrics}\n"
+            f"delivery :{delivery_metrics}, "
+            f"notary :{os.environ['DISPUTES_NOTARY_METRICS_PORT']}\n"
             f"  Sandbox:      {'ON: POST /v1/sandbox/clock moves time' if sandbox else 'off'} "
             "(DISPUTES_SANDBOX)\n"
             f"  Mint a token: {sys.executable} -m services.gateway.tokens "

@@ -52,6 +52,7 @@ class Stack:
     worker_metrics_port: int = field(default_factory=free_port)
     projector_metrics_port: int = field(default_factory=free_port)
     delivery_metrics_port: int = field(default_factory=free_port)
+    notary_metrics_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)  # over the defaults of env()
 
@@ -80,6 +81,7 @@ class Stack:
             "DISPUTES_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "DISPUTES_PROJECTOR_METRICS_PORT": str(self.projector_metrics_port),
             "DISPUTES_DELIVERY_METRICS_PORT": str(self.delivery_metrics_port),
+            "DISPUTES_NOTARY_METRICS_PORT": str(self.notary_metrics_port),
             # The Merkle log's checkpoints and development key, with this stack's logs.
             "DISPUTES_DATA_DIR": str(self.logs / "data"),
             "DISPUTES_CHECKPOINT_DIR": str(self.logs / "checkpoints"),

@@ -56,6 +56,18 @@ PROJECTOR_LAG_SECONDS = gauge(
 DISPUTES_BY_STATE = gauge(
     "disputes_disputes", "Disputes by state, as the dashboard projection counts them", ["state"]
 )
+MERKLE_TREE_SIZE = gauge("disputes_merkle_tree_size", "Events in the Merkle log's tree")
+MERKLE_LAG_EVENTS = gauge(
+    "disputes_merkle_lag_events", "Stored events the notary has not appended to the tree yet"
+)
+MERKLE_CHECKPOINT_SIZE = gauge(
+    "disputes_merkle_checkpoint_size", "Tree size of the newest published signed checkpoint"
+)
+MERKLE_CHECKPOINT_REFUSED = gauge(
+    "disputes_merkle_checkpoint_refused",
+    "1 while the notary refuses to sign: the tree does not extend the published checkpoint "
+    "(rolled back or rewritten in the database); alert on it",
+)
 QUARANTINED_EVENTS = gauge(
     "disputes_quarantined_events",
     "Stored events a reader could not apply and set aside (services.dispute.quarantine), "

@@ -87,6 +87,8 @@ class Settings(LogSettings, BaseSettings):
     nats_subject_prefix: str = Field(
         default="disputes.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
     )
+    # `/metrics` of the Merkle log's notary (unset or 0: not served; `make run` sets 9105).
+    notary_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # The Merkle log (services.dispute.transparency): its signing key, in Go's note
     # format (PRIVATE+KEY+<name>+<hash>+<base64>); its name is the checkpoints' origin.
     # Required in production; elsewhere a development key is made in DATA_DIR.

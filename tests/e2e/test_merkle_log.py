@@ -106,6 +106,9 @@ def test_the_notary_signs_and_publishes_checkpoints_served_through_the_gateway(
                 proof["leaf_index"], signed.size, bytes.fromhex(proof["leaf_hash"]),
                 [bytes.fromhex(p) for p in proof["proof"]], signed.root,
             )  # fmt: skip
+            metrics = httpx.get(f"http://127.0.0.1:{stack.notary_metrics_port}/metrics").text
+            assert "disputes_merkle_tree_size" in metrics
+            assert "disputes_merkle_checkpoint_refused 0.0" in metrics
             buyer = client.get("/v1/audit/checkpoint", headers=case.buyer.headers)
             assert buyer.status_code == 403
             verification = case.buyer.get(f"/v1/disputes/{dispute['id']}/verification").json()

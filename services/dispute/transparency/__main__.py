@@ -14,12 +14,35 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from shared import observability
+
 from ..application import DisputeApplication
+from ..metrics import (
+    MERKLE_CHECKPOINT_REFUSED,
+    MERKLE_CHECKPOINT_SIZE,
+    MERKLE_LAG_EVENTS,
+    MERKLE_TREE_SIZE,
+    Sampler,
+    sample_pool,
+)
 from ..settings import load_settings
+from ..startup import check_database
 from .checkpoint import CheckpointError
-from .notary import build, signer_for
+from .notary import Notary, build, signer_for
 
 log = logging.getLogger("services.dispute.transparency")
+
+
+def _sample(notary: Notary) -> None:
+    """The notary's gauges: the tree's size and lag, the newest checkpoint, a refusal."""
+    state = notary.store.state()
+    MERKLE_TREE_SIZE.set(state.size)
+    stored = notary.app.recorder.max_notification_id() or 0
+    MERKLE_LAG_EVENTS.set(max(0, stored - state.position))
+    sizes = notary.directory.sizes()
+    MERKLE_CHECKPOINT_SIZE.set(sizes[-1] if sizes else 0)
+    MERKLE_CHECKPOINT_REFUSED.set(1 if notary.refused else 0)
+    sample_pool(notary.app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "key":
         print(signer.verifier.encode())
         return 0
+    observability.setup_logging("notary", settings)
+    check_database(settings, "notary")
     # One batch at a time: two connections are plenty (not DISPUTES_THREADS of them).
     env = {**settings.persistence_env(), "POSTGRES_POOL_SIZE": "2"}
     app = DisputeApplication(env=env, policy=settings.policy)
@@ -56,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         poll = args.poll_seconds if args.poll_seconds is not None else settings.worker_poll_seconds
+        observability.serve_metrics(
+            settings.host, settings.notary_metrics_port, "DISPUTES_NOTARY_METRICS_PORT"
+        )
+        sampler = Sampler(lambda: _sample(notary)).start()
         log.info(
             "notarising %s; checkpoints to %s; verifier key %s",
             app.name,
@@ -63,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notary.verifier.encode(),
         )
         notary.run_forever(stop, poll_seconds=poll)
+        sampler.stop()
         log.info("stopped")
         return 0
     finally:

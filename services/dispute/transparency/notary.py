@@ -170,6 +170,7 @@ class Notary:
         self.monotonic = monotonic
         self._unsigned_since: float | None = None
         self._nats_pending: list[tuple[int, str]] = []  # published to the files, not NATS yet
+        self.refused: str | None = None  # why the last checkpoint was refused, if it was
 
     @property
     def verifier(self) -> Verifier:
@@ -276,9 +277,11 @@ class Notary:
                 stop.wait(min(5.0, poll_seconds * 4))
                 continue
             except (RefusedCheckpoint, CheckpointError) as refused:
+                self.refused = str(refused)
                 log.error("checkpoint refused: %s", refused)
                 stop.wait(max(poll_seconds, 5.0))
                 continue
+            self.refused = None
             if not appended:
                 stop.wait(poll_seconds)
 
