@@ -19,7 +19,7 @@ Measures:
 A script, not a test:
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        .venv/bin/python -m bench.merkle_log [--events 1000000] [--seconds 8]
+        .venv/bin/python -m bench.merkle_log [--events 1000000] [--seconds 8] [--only scale|cost]
 """
 
 from __future__ import annotations
@@ -252,12 +252,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.merkle_log")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--only", choices=("scale", "cost"), help="measure only this part")
     args = parser.parse_args()
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    results = measure(database_url(), args.events, args.seconds, log)
+    url = database_url()
+    if args.only:
+        part = tree_at_scale(url, args.events, log) if args.only == "scale" else None
+        cost = cost_per_command(url, args.seconds, log) if args.only == "cost" else None
+        print(json.dumps({"scale": part, "cost": cost}, indent=2))
+        return 0
+    results = measure(url, args.events, args.seconds, log)
     print("\n".join(markdown(results)))
     return 0
 
