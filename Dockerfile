@@ -18,7 +18,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # Then the code (the package itself only: its dependencies are in the layer above).
 COPY services ./services
 COPY shared ./shared
-RUN pip install --no-deps -c requirements.lock .
+RUN pip install --no-deps -c requirements.lock . \
+    && mkdir -p /checkpoints && chown disputes /checkpoints
+# /checkpoints: the Merkle log's signed checkpoints (a named volume in compose takes this
+# directory's owner, so the notary, running as `disputes`, can write there).
 
 USER disputes
 # Listen on every interface inside the container; compose publishes only the gateway.
@@ -26,5 +29,5 @@ ENV DISPUTES_HOST=0.0.0.0 \
     DISPUTES_GATEWAY_HOST=0.0.0.0 \
     DISPUTES_LOG_FORMAT=json
 
-EXPOSE 8000 8001 9102 9103
+EXPOSE 8000 8001 9102 9103 9104
 CMD ["python", "-m", "services.gateway"]
