@@ -147,9 +147,30 @@ class Checkpoint:
         """The signed note: the body, a blank line, the signature line."""
         if signer.name != self.origin:
             raise CheckpointError("the checkpoint's origin must be its signing key's name")
-        text = self.body()
-        signature = signer.verifier.key_hash + signer.sign(text.encode())
-        return f"{text}\n{DASH} {signer.name} {base64.b64encode(signature).decode()}\n"
+        return sign_note(self.body(), signer)
+
+
+def sign_note(text: str, signer: Signer) -> str:
+    """A signed note of `text` (which ends with a newline): as Go's `note.Sign`."""
+    if not text.endswith("\n"):
+        raise CheckpointError("a note's text ends with a newline")
+    signature = signer.verifier.key_hash + signer.sign(text.encode())
+    return f"{text}\n{DASH} {signer.name} {base64.b64encode(signature).decode()}\n"
+
+
+def open_note(note: str, verifier: Verifier) -> str:
+    """The text of a signed note if `verifier`'s key signed it; else CheckpointError."""
+    text, signatures = parse_note(note)
+    mine = [
+        sig
+        for name, khash, sig in signatures
+        if name == verifier.name and khash == verifier.key_hash
+    ]
+    if not mine:
+        raise CheckpointError(f"the note is not signed by the key {verifier.name}")
+    if not any(verifier.verify(text.encode(), sig) for sig in mine):
+        raise CheckpointError(f"the signature of {verifier.name} does not verify")
+    return text
 
 
 def parse_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
@@ -179,17 +200,7 @@ def parse_note(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
 
 def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
     """The checkpoint of a signed note, if `verifier`'s key signed it; else CheckpointError."""
-    text, signatures = parse_note(note)
-    mine = [
-        sig
-        for name, khash, sig in signatures
-        if name == verifier.name and khash == verifier.key_hash
-    ]
-    if not mine:
-        raise CheckpointError(f"the note is not signed by the key {verifier.name}")
-    if not any(verifier.verify(text.encode(), sig) for sig in mine):
-        raise CheckpointError(f"the signature of {verifier.name} does not verify")
-    return parse_body(text)
+    return parse_body(open_note(note, verifier))
 
 
 def parse_body(text: str) -> Checkpoint:
