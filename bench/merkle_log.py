@@ -160,8 +160,8 @@ def cost_per_command(url: str, seconds: float, log: Any) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     with running_stack(url, threads=8) as stack:  # 8 clients; spare the shared server
-        stack.stop("projector")  # alone with the service: only the notary differs
-        stack.stop("worker")
+        for other in ("projector", "worker", "delivery"):  # alone with the service: only
+            stack.stop(other)  # the notary differs between the two runs
         app = application(stack)
         refs = orders_for("merkle", 8000)
         register_orders(app, refs)

@@ -1008,6 +1008,8 @@ class WebhookDelivery(_Response):
 class WebhookDeliveries(_Response):
     deliveries: list[WebhookDelivery] = Field(description="newest first")
     next_before: int | None = Field(description="pass as ?before= for older ones")
+
+
 # The Merkle log: GET /v1/audit/... (auditor, agent) ----------------------------------
 
 
