@@ -172,9 +172,8 @@ def test_a_case_through_negotiation_review_return_contest_and_refund(sandbox_api
                 "rationale": "split",
             },
         ),
-        "ruled",
+        "refund_pending",  # one appeal window per dispute: this ruling is final at once
     )
-    api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P3DT1H"})
     failed = ok(api.act(dispute, "refund-failed", "service", "payments", {"reason": "card closed"}))
     assert failed["refund"]["failures"][0]["reason"] == "card closed"
     closed = ok(

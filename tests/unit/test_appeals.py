@@ -194,6 +194,27 @@ class TestFilingAnAppeal:
         assert rules.DEADLINES["appeal_ruling"] is None  # not a time-out
         assert case.dispute.due_timeouts(case.later(days=60).at) == []
 
+    def test_a_dispute_has_one_appeal_window_a_later_ruling_is_final_at_once(self) -> None:
+        case = ruled("return_and_refund")
+        case.dispute.fire_timeout(case.later(days=3).by(SYSTEM), "appeal_window_timeout")
+        case.dispute.ship_return(case.later(hours=1).by(BUYER), carrier="UPS", tracking_number="1")
+        case.dispute.contest_return(case.later(days=1).by(SELLER), reason="Box was empty")
+        assert case.state == rules.UNDER_REVIEW
+        case.dispute.rule(case.later(days=1).by(AGENT), decision="seller_favoured",
+                          rationale="Empty box on camera")  # fmt: skip
+        assert (case.state, case.dispute.outcome) == (rules.CLOSED, Outcome.SELLER_FAVOURED)
+
+    def test_after_an_appeal_a_later_ruling_is_final_at_once(self) -> None:
+        case = under_appeal("return_and_refund")
+        case.dispute.rule(case.later(days=1).by(AGENT_2), decision="return_and_refund",
+                          rationale="Upheld")  # fmt: skip
+        case.dispute.ship_return(case.later(hours=1).by(BUYER), carrier="UPS", tracking_number="1")
+        case.dispute.contest_return(case.later(days=1).by(SELLER), reason="Box was empty")
+        case.dispute.rule(case.later(days=1).by(AGENT), decision="partial_refund", amount=1_000,
+                          rationale="Half of it came back")  # fmt: skip
+        assert case.state == rules.REFUND_PENDING
+        assert case.dispute.appeal is not None and case.dispute.appeal["decided_by"] == AGENT_2.id
+
     def test_a_ruling_is_appealed_once(self) -> None:
         case = under_appeal("partial_refund", 2_500, appellant=SELLER)
         with pytest.raises(ActionNotAllowed) as refused:

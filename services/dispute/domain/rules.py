@@ -322,8 +322,11 @@ class Probe:
 
     # The dispute records the policy it was opened under; one opened before appeals
     # existed has no appeal window, so its ruling takes effect at once, as it did then.
+    # One appeal window per dispute: a later ruling (a review of a contested return)
+    # takes effect at once, so a dispute is appealed at most once.
     def appeals_open(self) -> bool:
-        return int(self.facts.policy.get("appeal_window_days", 0)) > 0
+        window = int(self.facts.policy.get("appeal_window_days", 0))
+        return window > 0 and self.facts.ruling is None
 
     def appeals_off(self) -> bool:
         return not self.appeals_open()
