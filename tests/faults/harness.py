@@ -169,6 +169,7 @@ class Stack:
             "DISPUTES_RATE_LIMIT": "10000/second",
             "DISPUTES_THREADS": "8",
             "DISPUTES_WORKER_POLL_SECONDS": "0.5",
+            "DISPUTES_SANDBOX": "1",  # for the clock's advance under a kill
         }
 
     def start(self) -> None:
@@ -598,6 +599,80 @@ def postgres_down(cluster: Cluster, stack: Stack, seconds: float) -> FaultReport
     return report
 
 
+SANDBOX_ADVANCE = "P6D"
+SANDBOX_ADVANCE_SECONDS = 6 * 86400
+
+
+def kill_during_clock_advance(stack: Stack) -> FaultReport:
+    """`kill -9` of the service while it advances the sandbox clock (firing every
+    deadline now due), then the retry with the same key: the clock must end exactly one
+    advance ahead. Last, since the clock then stays six days ahead."""
+    name = f"kill -9 service during a sandbox clock advance of {SANDBOX_ADVANCE}"
+    headers = {"Authorization": f"Bearer {stack.token('agent', 'faults-agent')}"}
+    with httpx.Client(base_url=stack.url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        before = http.get("/v1/sandbox/clock", headers=headers)
+        if before.status_code != 200:
+            verdict = Verdict(0, 0, 0, [], [], [], Counter({str(before.status_code): 1}))
+            return FaultReport(name, verdict, None, 0.0, "no GET /v1/sandbox/clock here")
+        start = float(before.json()["offset_seconds"])
+        key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+        body = {"advance": SANDBOX_ADVANCE}
+        errors: Counter[str] = Counter()
+
+        first: list[str] = []
+
+        def first_attempt() -> None:
+            with httpx.Client(base_url=stack.url, timeout=REQUEST_TIMEOUT_SECONDS) as own:
+                try:
+                    first.append(
+                        str(own.post("/v1/sandbox/clock", json=body, headers=key).status_code)
+                    )
+                except httpx.HTTPError as error:
+                    first.append(type(error).__name__)
+
+        attempt = threading.Thread(target=first_attempt)
+        attempt.start()
+        time.sleep(0.5)  # moving: stepping through the due deadlines, firing them
+        restarted = stack.wait_restarted("service", stack.kill("service"))
+        attempt.join()
+        answer: httpx.Response | None = None
+        longest = 0.0
+        while time.monotonic() < restarted + GIVE_UP_SECONDS:
+            sent = time.monotonic()
+            try:
+                answer = http.post("/v1/sandbox/clock", json=body, headers=key)
+            except httpx.HTTPError as error:
+                answer = None
+                errors[type(error).__name__] += 1
+            longest = max(longest, time.monotonic() - sent)
+            if answer is not None and not retryable(answer):
+                break
+            if answer is not None:
+                errors[str(answer.status_code)] += 1
+            time.sleep(RETRY_PAUSE_SECONDS)
+        succeeded = time.monotonic()
+        end = float(http.get("/v1/sandbox/clock", headers=headers).json()["offset_seconds"])
+    moved = end - start
+    ok = answer is not None and answer.status_code == 200
+    wrong = [] if abs(moved - SANDBOX_ADVANCE_SECONDS) < 1 else [f"moved {moved / 86400:.3f} days"]
+    verdict = Verdict(
+        acknowledged=int(ok),
+        refused=int(answer is not None and not ok),
+        gave_up=int(answer is None),
+        lost=wrong if moved < SANDBOX_ADVANCE_SECONDS else [],
+        duplicated=wrong if moved > SANDBOX_ADVANCE_SECONDS else [],
+        refused_but_applied=[],
+        errors=errors,
+    )
+    if first and first[0] != "200":
+        errors[first[0]] += 1
+    note = (
+        f"the clock moved {moved / 86400:.4f} days for one advance of {SANDBOX_ADVANCE}; "
+        f"the attempt the kill cut off answered {first[0] if first else 'nothing'}"
+    )
+    return FaultReport(name, verdict, succeeded - restarted if ok else None, longest, note)
+
+
 def run_all(
     root: Path | None = None, *, down_seconds: float = 15.0, rounds: int = 1
 ) -> list[FaultReport]:
@@ -610,4 +685,5 @@ def run_all(
             reports.append(restart_postgres(cluster, stack, idle=False))
             reports.append(restart_postgres(cluster, stack, idle=True))
             reports.append(postgres_down(cluster, stack, down_seconds))
+        reports.append(kill_during_clock_advance(stack))
     return reports

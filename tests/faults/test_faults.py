@@ -5,7 +5,9 @@ The supervised stack (`services.run`) runs on a private PostgreSQL cluster under
 retrying load while each fault is injected in turn: `kill -9` of the dispute service,
 the gateway, the worker and the projector (the supervisor restarts them); PostgreSQL
 restarted with `-m immediate` under load and with the stack idle (the first command
-after that must succeed at once); PostgreSQL down for 15 s. About a minute and a half.
+after that must succeed at once); PostgreSQL down for 15 s; and last, `kill -9` of the
+service while it advances the sandbox clock, whose retry must complete that one
+advance, not add another. About a minute and a half.
 
 `FAULTS_LONG=1` runs every fault three times and keeps PostgreSQL down for 40 s. The
 figures (recovery seconds, errors seen) are printed by `make faults`, not asserted.
@@ -33,6 +35,7 @@ FAULTS = [
     "PostgreSQL restart -m immediate, under load",
     "PostgreSQL restart -m immediate, idle",
     f"PostgreSQL down {40 if LONG else 15} s",
+    "kill -9 service during a sandbox clock advance of P6D",
 ]
 
 
@@ -82,6 +85,6 @@ def test_the_first_command_after_an_idle_restart_succeeds(
 def test_during_an_outage_the_service_says_it_is_not_ready_and_why(
     reports: dict[str, list[FaultReport]],
 ) -> None:
-    for report in reports[FAULTS[-1]]:
+    for report in reports[FAULTS[-2]]:
         assert report.note.startswith("the service's /readyz during the outage: 503 ")
         assert "database unreachable" in report.note
