@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
@@ -52,6 +53,16 @@ PROJECTOR_LAG_EVENTS = gauge(
 PROJECTOR_LAG_SECONDS = gauge(
     "disputes_projector_lag_seconds",
     "Event time between the newest event and the last one the slowest view processed",
+)
+DELIVERY_LAG_EVENTS = gauge(
+    "disputes_delivery_lag_events",
+    "Events after the position of the webhook subscription furthest behind (an upper "
+    "bound: a subscription passes over the event types it does not want)",
+)
+DELIVERY_LAG_SECONDS = gauge(
+    "disputes_delivery_lag_seconds",
+    "Event time between the newest event and the oldest one the furthest-behind webhook "
+    "subscription has not delivered yet (0 when every subscription is caught up)",
 )
 DISPUTES_BY_STATE = gauge(
     "disputes_disputes", "Disputes by state, as the dashboard projection counts them", ["state"]
@@ -130,3 +141,27 @@ class Sampler:
                     log.warning("sampling metrics failed: %s", exc)
                     self._last_error = repr(exc)
             self.stopped.wait(self.interval)
+
+
+def event_time(application: Any, position: int) -> datetime | None:
+    """The time of the event at feed `position` (None: there is none)."""
+    found = application.recorder.select_notifications(start=position, limit=1)
+    if not found or found[0].id != position:
+        return None
+    stamp = application.mapper.to_domain_event(found[0]).timestamp
+    return stamp.astimezone(UTC) if isinstance(stamp, datetime) else None
+
+
+def sample_delivery(application: Any, store: Any) -> None:
+    """The delivery gauges, from the subscriptions' positions and the feed's head."""
+    positions = store.positions()
+    head = application.recorder.max_notification_id() or 0
+    behind = max((head - p for p in positions), default=0)
+    DELIVERY_LAG_EVENTS.set(max(0, behind))
+    seconds = 0.0
+    if behind > 0:
+        newest = event_time(application, head)
+        oldest = event_time(application, min(positions) + 1)
+        if newest is not None and oldest is not None:
+            seconds = max(0.0, (newest - oldest).total_seconds())
+    DELIVERY_LAG_SECONDS.set(seconds)

@@ -204,3 +204,28 @@ def test_the_quarantine_gauge_counts_by_reader_and_drops_to_zero_when_released()
     table.rows = []
     sample_quarantine(table)
     assert sample("disputes_quarantined_events", reader="worker-x") == 0
+
+
+def test_the_delivery_lag_is_the_subscription_furthest_behind(backend: dict[str, str]) -> None:
+    import time as clock
+
+    from services.dispute.delivery.store import WebhookStore
+    from services.dispute.metrics import sample_delivery
+
+    with running_service(backend) as api:
+        application = api.client.app.state.application
+        store = WebhookStore(application)
+        head = application.recorder.max_notification_id() or 0
+        sub = store.create("svc", "https://hooks.example/x", ["*"], None, position=head,
+                           now=clock.time())  # fmt: skip
+        sample_delivery(application, store)
+        assert sample("disputes_delivery_lag_events") == 0
+        assert sample("disputes_delivery_lag_seconds") == 0
+        api.open_dispute()  # an order and a dispute: events the subscription has not had
+        new_head = application.recorder.max_notification_id()
+        sample_delivery(application, store)
+        assert sample("disputes_delivery_lag_events") == new_head - head >= 2
+        assert sample("disputes_delivery_lag_seconds") >= 0
+        assert store.replay("svc", sub.id, after=new_head, now=clock.time())
+        sample_delivery(application, store)
+        assert sample("disputes_delivery_lag_events") == 0

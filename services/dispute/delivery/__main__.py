@@ -18,6 +18,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
+from services.dispute.metrics import Sampler, sample_delivery, sample_pool
 from services.dispute.scheduler import ServiceClock
 from services.dispute.settings import load_settings
 from services.dispute.startup import check_database
@@ -62,9 +63,11 @@ def main() -> int:
         settings.host, settings.delivery_metrics_port, "DISPUTES_DELIVERY_METRICS_PORT"
     )
     threads: list[threading.Thread] = []
+    store = WebhookStore(app, create=settings.create_tables)
+    sampler = Sampler(lambda: (sample_delivery(app, store), sample_pool(app))).start()
     deliverer = Deliverer(
         app,
-        WebhookStore(app, create=settings.create_tables),
+        store,
         allow_private=settings.webhooks_allow_private,
         schedule=settings.webhooks_retry_schedule,
         timeout=settings.webhooks_timeout_seconds,
@@ -103,6 +106,7 @@ def main() -> int:
         for thread in threads:
             thread.join()
     finally:
+        sampler.stop()
         deliverer.close()
         app.close()
     log.info("delivery process stopped")

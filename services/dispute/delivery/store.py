@@ -207,6 +207,13 @@ class WebhookStore:
             )
         return sub
 
+    def positions(self) -> list[int]:
+        """Every subscription's position (for the delivery lag metrics)."""
+        s = self._sql
+        with s.transaction(commit=False) as c:
+            c.execute(s.q("SELECT position FROM {t}", t=SUBSCRIPTIONS_TABLE))
+            return [int(r["position"]) for r in c.fetchall()]
+
     def owned(self, owner: str) -> list[Subscription]:
         s = self._sql
         with s.transaction(commit=False) as c:
