@@ -138,9 +138,15 @@ def setup_logging(
     root.setLevel(settings.log_level)
     # uvicorn's loggers: no handlers of their own, through the root's formatter. Its
     # access log stays off (`access_log=False`): `instrument` writes one line per request.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # Closed here too, not only by `access_log=False`: uvicorn's workers call this again
+    # from the app factory, after uvicorn configured its loggers, and an access logger
+    # that propagates to the root would write a second line per request.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
     structlog.configure(
         processors=[*pre_chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

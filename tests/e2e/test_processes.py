@@ -124,6 +124,7 @@ def test_two_processes_serve_one_port_and_racing_commands_never_both_win(
     # One JSON access line per request, from either process, each with its request id.
     log_lines = (stack.logs / "service.log").read_text().splitlines()
     access = [json.loads(x) for x in log_lines if x.startswith("{") and '"access"' in x]
+    assert not [x for x in log_lines if "uvicorn.access" in x]  # not a second line each
     assert len(access) == 11, access  # order, dispute, 8 racers, history (scrapes: DEBUG)
     assert all(a["process"] == "dispute" and a["request_id"] for a in access)
     assert {a["pid"] for a in access} == set(server_processes(stack.processes["service"].pid))
