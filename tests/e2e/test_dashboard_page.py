@@ -167,6 +167,8 @@ async def drive(chromium: str, stack: Stack, seeded: dict[str, Any], profile: Pa
     async with browser(chromium, profile) as page:
         await page.go(url)
         await page.wait_for("document.body.dataset.view === 'sign-in'")
+        signed_out = "getComputedStyle(document.getElementById('session')).display"
+        assert await page.evaluate(signed_out) == "none"  # no "Sign out" before signing in
         # The token is typed once; it lives in sessionStorage and never in the address.
         await page.type_into("#token", seeded["agent_token"])
         await page.evaluate("document.querySelector('#token-form button').click()")
@@ -286,6 +288,7 @@ async def drive(chromium: str, stack: Stack, seeded: dict[str, Any], profile: Pa
         await page.evaluate("document.getElementById('sign-out').click()")
         await page.wait_for("document.body.dataset.view === 'sign-in'")
         assert await page.evaluate("sessionStorage.length") == 0
+        assert await page.evaluate(signed_out) == "none"
 
 
 @pytest.fixture(scope="module")
