@@ -70,6 +70,16 @@ class Child:
 Launch = Callable[[Child], subprocess.Popen[bytes]]
 
 
+def _end_with_the_launcher() -> None:
+    """In the child before it runs: on Linux, SIGTERM when the launcher dies, however it
+    dies (kill -9 included), so no child outlives it holding its port."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def launch(child: Child) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C reaches only this launcher, which stops the children
     # in order instead of all of them at once.
@@ -77,6 +87,7 @@ def launch(child: Child) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", child.module],
         env=dict(child.env) if child.env is not None else None,
         start_new_session=True,
+        preexec_fn=_end_with_the_launcher,  # the launcher is single-threaded
     )
 
 
@@ -205,6 +216,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # the terminal closed: stop, as for Ctrl-C
 
     gateway_host = _url_host(os.environ.get("DISPUTES_GATEWAY_HOST", "127.0.0.1"))
     gateway_port = os.environ.get("DISPUTES_GATEWAY_PORT", "8000")

@@ -4,9 +4,12 @@ child that refuses its configuration stops the launcher instead of looping."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +149,47 @@ def test_the_children_get_a_random_internal_token_unless_one_is_given() -> None:
 def test_backoff_delays() -> None:
     backoff = Backoff(first=0.5, most=30.0)
     assert [backoff.delay(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_child_ends_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    """kill -9 of `make run` (or a closed terminal) must not leave the stack running
+    with its ports taken: each child gets SIGTERM when the launcher dies."""
+    pids = tmp_path / "child.pid"
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    root = Path(__file__).resolve().parents[2]
+    launcher = subprocess.Popen(
+        python(
+            "import sys, time\n"
+            "from services.run import Child, launch\n"
+            "child = launch(Child('sleeper', 'sleeper', env=None))\n"
+            f"open({str(pids)!r}, 'w').write(str(child.pid))\n"
+            "time.sleep(60)\n"
+        ),
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{tmp_path}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pids.exists() and pids.read_text()):
+            assert time.monotonic() < deadline, "the launcher did not start its child"
+            time.sleep(0.05)
+        child = int(pids.read_text())
+        os.kill(child, 0)  # running
+        launcher.kill()
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, "the child outlived the launcher"
+            time.sleep(0.05)
+    finally:
+        launcher.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
