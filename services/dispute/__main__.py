@@ -14,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from shared import observability
+from shared.config_errors import describe
 from shared.ports import ensure_free
 
 from .settings import load_settings
@@ -24,7 +25,7 @@ def main() -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"dispute service: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"dispute service: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     observability.setup_logging("dispute", settings)
     check_database(settings, "dispute service")

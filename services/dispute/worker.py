@@ -20,6 +20,7 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 from shared import observability
+from shared.config_errors import describe
 
 from .application import DisputeApplication
 from .metrics import WORKER_DUE, WORKER_OVERDUE, Sampler, sample_pool, sample_quarantine
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"deadline worker: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"deadline worker: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     observability.setup_logging("worker", settings)
     check_database(settings, "deadline worker")

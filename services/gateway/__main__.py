@@ -8,6 +8,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from shared import observability, tracing
+from shared.config_errors import describe
 from shared.ports import ensure_free
 
 from .app import create_app
@@ -18,7 +19,7 @@ def main() -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"gateway: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"gateway: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2
     observability.setup_logging("gateway", settings)
     tracing.setup_tracing("gateway")  # OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -24,6 +24,7 @@ from services.dispute.settings import load_settings
 from services.dispute.startup import check_database
 from services.dispute.worker import _start_application
 from shared import observability
+from shared.config_errors import describe
 
 from .store import WebhookStore
 from .webhooks import Deliverer
@@ -35,7 +36,7 @@ def main() -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"delivery process: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"delivery process: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     observability.setup_logging("delivery", settings)
     # httpx logs every request at INFO: one line per delivery. The deliveries log is the

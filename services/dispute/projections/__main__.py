@@ -14,6 +14,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from shared import observability
+from shared.config_errors import describe
 
 from ..application import DisputeApplication
 from ..domain import rules
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(f"projector: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"projector: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     observability.setup_logging("projector", settings)
     check_database(settings, "projector")

@@ -15,6 +15,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from shared import observability
+from shared.config_errors import describe
 
 from ..application import DisputeApplication
 from ..metrics import (
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         signer = signer_for(settings)
     except (ValidationError, CheckpointError) as exc:
-        print(f"notary: bad configuration:\n{exc}", file=sys.stderr)
+        print(f"notary: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     if args.command == "key":
         print(signer.verifier.encode())
