@@ -80,6 +80,22 @@ def test_a_refusal_is_replayed_too(api: Api) -> None:
     assert event_count(api, dispute["id"]) == 2
 
 
+def test_invalid_input_keeps_no_result_so_the_corrected_request_may_use_the_key(
+    api: Api,
+) -> None:
+    order = api.register_order()
+    too_much = {**dispute_body(order), "amount": {"amount": 10**9, "currency": "USD"}}
+    refused = api.call("POST", "/v1/disputes", "buyer", "b1", too_much, Idempotency_Key="o")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("/invalid_input")
+    again = api.call("POST", "/v1/disputes", "buyer", "b1", too_much, Idempotency_Key="o")
+    assert again.status_code == 422 and "Idempotent-Replayed" not in again.headers
+    fixed = api.call("POST", "/v1/disputes", "buyer", "b1", dispute_body(order),
+                     Idempotency_Key="o")  # fmt: skip
+    assert fixed.status_code == 201, fixed.text
+    assert event_count(api, fixed.json()["id"]) == 1
+
+
 def test_a_response_lost_after_the_commit_is_replayed_on_retry(api: Api) -> None:
     """The events and the response commit together; the process 'dies' before answering."""
     dispute = api.open_dispute()

@@ -9,7 +9,9 @@
 - A command's response is stored by the recorder in the transaction of its events
   (`respond` below), so a response lost after the commit is replayed on a retry.
 - A domain refusal (nothing recorded) is stored in its own transaction, except a lost
-  race (`concurrent_update`). The claim is released when the request ends, however it
+  race (`concurrent_update`) and invalid input (`invalid_input`): as with Stripe, a
+  request whose parameters fail validation saves no result, so the corrected request
+  may use the same key. The claim is released when the request ends, however it
   ends (and ends with the process or its connection on PostgreSQL), so a retry after
   a failure executes at once.
 - A failure whose outcome is unknown (the connection broke after the write was sent)
@@ -29,7 +31,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from services.dispute.application import Respond
-from services.dispute.domain import ConcurrentUpdate, DomainError
+from services.dispute.domain import ConcurrentUpdate, DomainError, InvalidInput
 from services.dispute.infrastructure.idempotency import (
     Claim,
     Claimed,
@@ -111,8 +113,8 @@ def _run(request: Request, call: Call, perform: Perform, render: Render) -> Resp
     try:
         perform(respond)
     except DomainError as error:
-        if isinstance(error, ConcurrentUpdate):
-            raise  # a lost race records nothing: the claim goes, a retry executes
+        if isinstance(error, ConcurrentUpdate | InvalidInput):
+            raise  # nothing to keep: the claim goes, and a retry (or a fix) executes
         request.state.refusal = error.code
         # A refusal is stored for the key; if the key has a response already (our own
         # write, committed before a broken connection), that is the answer.
