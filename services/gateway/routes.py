@@ -107,6 +107,7 @@ COMMAND_PROBLEMS = {
     ),
     412: _problem("If-Match names another version (version_mismatch)"),
     413: _problem("the body is over the size limit (payload_too_large)"),
+    415: _problem("the body is not sent as application/json (unsupported_media_type)"),
     422: _problem(
         "invalid fields, each listed in errors (invalid_input), a rule of buyer "
         "protection (protection_ended, reason_not_covered), or an Idempotency-Key "

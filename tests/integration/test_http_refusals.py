@@ -175,3 +175,23 @@ def test_the_sandbox_clock_does_not_exist_outside_the_sandbox(api: Api) -> None:
     problem(api.call("POST", "/v1/sandbox/clock", "agent", "a1", {"advance": "P5D"}), 404,
             "not_found")  # fmt: skip
     problem(api.call("GET", "/v1/sandbox/clock", "agent", "a1"), 404, "not_found")
+
+
+def test_a_body_that_is_not_json_names_the_body_and_where_it_broke(api: Api) -> None:
+    sent = {"X-Internal-Token": TOKEN, "X-Principal-Role": "service", "X-Principal-Id": "o"}
+    for broken in (b"not json", b'{"buyer_id":'):
+        response = api.client.put("/v1/orders/o-1", content=broken,
+                                  headers={**sent, "Content-Type": "application/json"})  # fmt: skip
+        body = problem(response, 422, "invalid_input")
+        [error] = body["errors"]
+        assert (error["field"], error["rule"]) == ("body", "json")
+        assert "not valid JSON at character" in error["message"]
+
+
+def test_a_body_that_is_not_json_by_its_media_type_is_415(api: Api) -> None:
+    sent = {"X-Internal-Token": TOKEN, "X-Principal-Role": "service", "X-Principal-Id": "o"}
+    response = api.client.put("/v1/orders/o-1", content=b'{"buyer_id": "b"}',
+                              headers={**sent, "Content-Type": "text/plain"})  # fmt: skip
+    body = problem(response, 415, "unsupported_media_type")
+    assert "application/json" in body["detail"]
+    assert api.client.get("/v1/orders/o-1", headers=sent).status_code == 404  # nothing stored

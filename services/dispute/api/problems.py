@@ -204,6 +204,12 @@ def _field_path(loc: Sequence[int | str]) -> str:
 def validation_errors(exc: RequestValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # loc is ("body", the offending offset)
+            where = err.get("loc", ("body", 0))[-1]
+            reason = (err.get("ctx") or {}).get("error", "invalid")
+            message = f"body: not valid JSON at character {where} ({reason})"
+            errors.append(FieldError(field="body", rule="json", message=message))
+            continue
         rule = VALIDATION_RULES.get(err.get("type", ""), err.get("type", "invalid"))
         field = _field_path(err.get("loc", ()))
         message = str(err.get("msg", "invalid"))
@@ -229,6 +235,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+            problem = problem_body(
+                request,
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+                f"the body must be application/json, not {media_type[:100]}",
+            )
+            return problem_response(problem)
         errors = validation_errors(exc)
         detail = "the request has invalid fields: " + ", ".join(sorted({e.field for e in errors}))
         problem = problem_body(request, 422, "invalid_input", "Invalid input", detail)
