@@ -131,6 +131,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
+def _not_nullable(parameter: dict[str, Any]) -> None:
+    """A query, path or header parameter is absent or a value, never JSON null: FastAPI
+    writes `anyOf: [X, null]` for an optional one, which clients (and schemathesis)
+    would send as the text "null"."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        values = [o for o in options if o.get("type") != "null"]
+        if len(values) == 1 and len(values) < len(options):
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            parameter["schema"] = {**values[0], **rest}
+
+
 @cache
 def dashboard_html() -> str:
     """The dashboard page, package data next to this module."""
@@ -153,6 +166,8 @@ def public_openapi(app: FastAPI) -> dict[str, Any]:
     problem_ref = {"$ref": "#/components/schemas/Problem"}
     for operations in document["paths"].values():
         for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                _not_nullable(parameter)
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 schema = content.get("application/json", {}).get("schema", {})

@@ -11,7 +11,7 @@ validated once. So the endpoint functions below are descriptions and are never c
 # model evaluated at definition time.
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Security
 from fastapi.responses import Response
@@ -55,6 +55,9 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7E]{1,255}$",
         description="a repeat with the same key and body returns the first response and "
         "does nothing new; the same key with another method, path or body answers 422 "
         "idempotency_key_reused; kept at least 24 hours",
@@ -64,7 +67,8 @@ IfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
-        description='the version you expect, e.g. "7"; another current version answers 412',
+        pattern=r'^(\*|(W/)?"?[0-9]{1,18}"?)$',
+        description='the version you expect, e.g. "7" (or *); another current version answers 412',
     ),
 ]
 
@@ -479,30 +483,98 @@ def replay_webhook(
 def state_machine(request_id: RequestId = None) -> Any: ...
 
 
+_LAG = (
+    " Every answer carries `lag`: how far behind the event log (events, seconds) the projection is."
+)
+
+
 @router.get(
-    "/v1/stats/{figure}",
+    "/v1/stats/sellers",
     tags=["stats"],
-    summary="Dashboard figures from projections (agent, auditor, service)",
-    description="`figure` is one of: `sellers` (`?seller_id=`; with registered orders, the "
-    "dispute rate and the mix of reasons), `deadlines-due` (the next "
-    "24 h of the service clock), `sla-breaches` (reviews and appeals past their ruling "
-    "SLA), `payouts-overdue`, `daily` "
-    "(`?from=&to=`, UTC days), `counts` (by state and outcome), `appeals` (filed, and how "
-    "often they overturn the first ruling), `chargebacks` (with the double recoveries and "
-    "the amount at risk). Every answer carries "
-    "`lag`: how far behind the event log (events, seconds) the projection is.",
-    response_model=contract.Stats,
+    summary="Per seller: disputes, outcomes, refund rate, response time (agent, auditor, service)",
+    description="From the dashboard projection; with registered orders, the dispute rate "
+    "and the mix of reasons." + _LAG,
+    response_model=contract.SellerStatsList,
     responses=READ_PROBLEMS,
 )
-def stats(
-    figure: Literal[
-        "sellers", "deadlines-due", "sla-breaches", "payouts-overdue", "daily", "counts"
-    ],
-    seller_id: Annotated[contract.Id | None, Query(description="sellers: one seller")] = None,
-    from_: Annotated[contract.Day | None, Query(alias="from", description="daily")] = None,
-    to: Annotated[contract.Day | None, Query(description="daily")] = None,
+def seller_stats(
+    seller_id: Annotated[contract.Id | None, Query(description="only this seller")] = None,
     request_id: RequestId = None,
 ) -> Any: ...
+
+
+def _deadline_figure(path: str, summary: str) -> None:
+    def figure(request_id: RequestId = None) -> Any: ...
+
+    figure.__name__ = "stats_" + path.rsplit("/", 1)[-1].replace("-", "_")
+    router.add_api_route(
+        path,
+        figure,
+        methods=["GET"],
+        tags=["stats"],
+        summary=summary,
+        description="From the dashboard projection." + _LAG,
+        response_model=contract.DeadlineList,
+        responses=READ_PROBLEMS,
+    )
+
+
+_deadline_figure("/v1/stats/deadlines-due", "Deadlines due in the next 24 h of the service clock")
+_deadline_figure(
+    "/v1/stats/sla-breaches", "Reviews and appeals past their ruling SLA (SLA breaches)"
+)
+_deadline_figure("/v1/stats/payouts-overdue", "Refunds not paid by their expected date")
+
+
+@router.get(
+    "/v1/stats/daily",
+    tags=["stats"],
+    summary="Per UTC day: opened by reason, entering each state, closed by outcome",
+    description="At most 366 days at a time; days with anything only." + _LAG,
+    response_model=contract.DailyCounts,
+    responses=READ_PROBLEMS,
+)
+def daily_stats(
+    from_: Annotated[
+        contract.Day | None,
+        Query(alias="from", description="first UTC day (default: 29 days before to)"),
+    ] = None,
+    to: Annotated[contract.Day | None, Query(description="last UTC day (default: today)")] = None,
+    request_id: RequestId = None,
+) -> Any: ...
+
+
+@router.get(
+    "/v1/stats/counts",
+    tags=["stats"],
+    summary="Disputes by state and by outcome",
+    description="From the dashboard projection." + _LAG,
+    response_model=contract.DisputeCounts,
+    responses=READ_PROBLEMS,
+)
+def count_stats(request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/stats/appeals",
+    tags=["stats"],
+    summary="Appeals filed, and how often they overturn the first ruling",
+    description="From the dashboard projection." + _LAG,
+    response_model=contract.AppealFigures,
+    responses=READ_PROBLEMS,
+)
+def appeal_stats(request_id: RequestId = None) -> Any: ...
+
+
+@router.get(
+    "/v1/stats/chargebacks",
+    tags=["stats"],
+    summary="Chargebacks, the disputes they closed, double recoveries and the amount at risk",
+    description="From the dashboard projection." + _LAG,
+    response_model=contract.ChargebackFigures,
+    responses=READ_PROBLEMS,
+)
+def chargeback_stats(request_id: RequestId = None) -> Any: ...
 
 
 # The Merkle log (auditor, agent) ---------------------------------------------------

@@ -230,7 +230,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/disputes/d-1/verification"): EVERYONE,
     ("GET", "/v1/events?after=0&limit=10"): frozenset({"service", "agent", "auditor"}),
     ("GET", "/v1/state-machine"): EVERYONE,
-    ("GET", "/v1/stats/overview"): frozenset({"agent", "auditor", "service"}),
+    ("GET", "/v1/stats/counts"): frozenset({"agent", "auditor", "service"}),
     ("POST", "/v1/sandbox/clock"): frozenset({"agent", "service"}),
     ("GET", "/v1/sandbox/clock"): EVERYONE,
     ("POST", "/v1/webhooks"): frozenset({"service"}),

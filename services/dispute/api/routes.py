@@ -382,13 +382,14 @@ def state_machine(actor: ActorDep) -> Response:
 def parse_advance(text: str) -> timedelta:
     try:
         duration = isodate.parse_duration(text)
-    except (isodate.ISO8601Error, ValueError):
+    except (isodate.ISO8601Error, ValueError, OverflowError):
         duration = None
-    if not isinstance(duration, timedelta) or duration <= timedelta(0):
+    # Zero is allowed: it only fires what is already due.
+    if not isinstance(duration, timedelta) or duration < timedelta(0):
         raise InvalidInput(
             "advance",
             "iso8601_duration",
-            "advance must be a positive ISO 8601 duration in days or smaller units, e.g. P5D",
+            "advance must be an ISO 8601 duration in days or smaller units, e.g. P5D",
         )
     return duration
 
