@@ -658,3 +658,17 @@ def test_the_token_cli_mints_what_the_gateway_accepts(
     minted = capsys.readouterr().out.strip()
     assert gateway.get("/v1/events", headers=bearer(minted)).status_code == 200
     assert gateway.post("/v1/disputes", headers=bearer(minted)).status_code == 403
+
+
+def test_the_gateway_publishes_every_route_the_service_serves() -> None:
+    """The gateway re-declares the service's routes for its OpenAPI document: a route
+    (or a stats figure) added to one tier only would be unreachable or undocumented."""
+    from services.dispute.api.app import create_app as create_service_app
+    from services.dispute.settings import Settings
+
+    def operations(app: Any) -> set[tuple[str, str]]:
+        paths = app.openapi()["paths"]
+        return {(method.upper(), path) for path, ops in paths.items() for method in ops}
+
+    gateway = operations(create_app(settings("http://127.0.0.1:1")))
+    assert gateway == operations(create_service_app(Settings()))
