@@ -139,6 +139,7 @@ def test_a_chargeback_closes_the_open_dispute_and_no_refund_is_paid_after(api: A
     ok(api.act(dispute, "accept", "seller", "s1"), "refund_pending")
     response = chargeback(api, dispute["order_id"])
     assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/v1/orders/{dispute['order_id']}"
     order = response.json()
     [recorded] = order["chargebacks"]
     assert (recorded["reference"], recorded["dispute_id"]) == ("cb_1", dispute["id"])

@@ -164,7 +164,7 @@ def extend_protection(
     tags=["orders"],
 )
 def record_chargeback(
-    order_id: str, body: contract.ChargebackCreate, call: CallDep, request: Request
+    order_id: contract.Id, body: contract.ChargebackCreate, call: CallDep, request: Request
 ) -> Response:
     """The payments service reports a chargeback (201, the order with its chargebacks). An
     open dispute on the order closes with outcome `chargeback`; after a paid refund the
@@ -183,7 +183,7 @@ def record_chargeback(
         )
         return order, True
 
-    return run(request, call, perform, lambda order, _: views.order_reply(order, 201))
+    return run(request, call, perform, lambda order, _: views.order_reply(order, 201, created=True))
 
 
 @router.get(
