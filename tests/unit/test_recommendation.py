@@ -63,6 +63,13 @@ class TestThresholds:
         rec = recommend(contested().dispute)
         assert (rec.decision, rec.return_required) == ("return_and_refund", True)
 
+    def test_an_item_never_received_is_never_to_be_returned(self) -> None:
+        case = open_case(reason="not_received", amount=10_000, order_amount=10_000, evidence=[])
+        case.dispute.reject(case.later(hours=1).by(SELLER), reason="Delivered", evidence=[TRACKING])
+        rec = recommend(case.dispute)
+        assert case.dispute.contested
+        assert (rec.decision, rec.return_required) == ("none", False)
+
     def test_a_contested_claim_at_the_threshold_is_not_a_clear_case(self) -> None:
         assert recommend(contested(5_000).dispute).decision == "none"
         assert recommend(contested(5_001).dispute).decision == "return_and_refund"

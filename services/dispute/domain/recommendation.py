@@ -90,7 +90,9 @@ def _clear_case(dispute: Any) -> Recommendation:
             "refund without return",
         )
     threshold = Money.of_major(policy["contested_return_threshold"], dispute.currency)
-    if dispute.contested and _seller_evidence(dispute) and full > threshold.amount:
+    # A buyer who never received the item has nothing to send back.
+    returnable = dispute.reason not in (Reason.NOT_RECEIVED, Reason.NOT_SHIPPED)
+    if returnable and dispute.contested and _seller_evidence(dispute) and full > threshold.amount:
         return Recommendation(
             "return_and_refund",
             requested,
