@@ -27,9 +27,11 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
 
@@ -217,6 +219,10 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
     if hasattr(value, "value") and isinstance(value.value, (str, int)):
         return value.value  # an enum
     for attr in ("amount", "currency"):
@@ -324,8 +330,6 @@ def read_chain(recorder: Any, originator_id: UUID) -> tuple[list[StoredEvent], d
 
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Offline: no database, no service; exit 1 if anything is found, 2 on bad input."""
-    import os
-
     from services.dispute.transparency.checkpoint import CheckpointError, Verifier
     from services.dispute.transparency.verify import verify_consistency, verify_export
 
@@ -370,12 +374,19 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 1 if broken or log_findings else 0
 
 
+def _dispute_id(text: str) -> str:
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a dispute id (a UUID): {text!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.dispute.audit")
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="export a case (or every case) as events")
     which = export.add_mutually_exclusive_group(required=True)
-    which.add_argument("--dispute", help="the dispute's id")
+    which.add_argument("--dispute", type=_dispute_id, help="the dispute's id")
     which.add_argument("--all", action="store_true", help="every aggregate in the store")
     export.add_argument("--out", help="the file to write (standard output if absent)")
     export.add_argument(
@@ -399,17 +410,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         if args.all and not args.out:
             parser.error("export --all needs --out FILE")
-        if args.out:
-            with open(args.out, "w", encoding="utf-8") as out:
-                return _export(args, out)
-        return _export(args, sys.stdout)
-
-    with open(args.file, encoding="utf-8") as lines:
+        if not args.out:
+            return _export(args, sys.stdout)
+        # Written aside and moved into place: a failed export leaves no partial file.
+        partial = f"{args.out}.partial"
         try:
-            cases = read_export(lines)
-        except ValueError as exc:
-            print(f"{args.file}: {exc}", file=sys.stderr)
+            with open(partial, "w", encoding="utf-8") as out:
+                status = _export(args, out)
+            if status == 0:
+                os.replace(partial, args.out)
+            return status
+        except OSError as exc:
+            print(f"export: {exc}", file=sys.stderr)
             return 2
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+
+    try:
+        with open(args.file, encoding="utf-8") as lines:
+            cases = read_export(lines)
+    except (OSError, ValueError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 2
     results = replay(cases)
     for result in results:
         print(json.dumps(result, sort_keys=True))

@@ -7,8 +7,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -297,3 +299,42 @@ def test_a_tampered_export_is_reported_broken_at_its_version(
     out.write_text("\n".join(lines) + "\n")
     code, results = replay_file(out)
     assert code == 1 and results[0]["first_invalid_version"] == 2
+
+
+def test_the_command_line_answers_mistakes_in_one_line_and_leaves_no_file(
+    api: Api,
+    backend: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cli_env(backend, monkeypatch)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "case.jsonl"
+    with pytest.raises(SystemExit) as bad_id:
+        audit.main(["export", "--dispute", "nope", "--out", str(out)])
+    assert bad_id.value.code == 2
+    assert "not a dispute id" in capsys.readouterr().err
+    missing = str(uuid.uuid4())
+    assert audit.main(["export", "--dispute", missing, "--out", str(out)]) == 2
+    assert f"no such dispute: {missing}" in capsys.readouterr().err
+    assert list(exports.iterdir()) == []
+    assert audit.main(["replay", str(exports / "absent.jsonl")]) == 2
+    assert "absent.jsonl" in capsys.readouterr().err
+
+
+def test_a_replayed_refund_is_reported_as_json_values(
+    api: Api, backend: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dispute_id = make_case(api, messages=0)
+    api.act(dispute_id, "accept-offer", "buyer", "b1")
+    api.act(dispute_id, "refund-failed", "service", "payments", {"reason": "card closed"})
+    cli_env(backend, monkeypatch)
+    out = tmp_path / "case.jsonl"
+    assert audit.main(["export", "--dispute", dispute_id, "--out", str(out)]) == 0
+    code, [replayed] = replay_file(out)
+    assert code == 0 and replayed["state"] == "refund_pending"
+    [failure] = replayed["refund"]["failures"]
+    assert failure["reason"] == "card closed"
+    assert datetime.fromisoformat(failure["at"]).tzinfo is not None
