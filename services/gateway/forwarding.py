@@ -8,6 +8,7 @@ comes back unchanged; an unreachable or slow service answers 503 or 504, never a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ import aiohttp
 import limits
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from yarl import URL
 
 from shared.contract import Health
@@ -141,12 +143,27 @@ class Forwarder:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        chunks: list[bytes] = []
+
+        async def receive() -> None:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+
+        timeout = self.settings.body_timeout_seconds
+        try:
+            await asyncio.wait_for(receive(), timeout)
+        except TimeoutError:
+            raise gateway_problem(
+                "request_timeout", f"the request body did not arrive within {timeout:g} s"
+            ) from None
+        except ClientDisconnect:  # nobody is left to read the answer; nothing was sent on
+            raise gateway_problem(
+                "incomplete_body", "the client closed the connection before the body ended"
+            ) from None
         return b"".join(chunks)
 
     async def forward(self, request: Request, principal: Principal, body: bytes) -> Response:

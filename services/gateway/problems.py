@@ -30,10 +30,12 @@ class GatewayProblem(Exception):
 # code -> (status, title): every kind of problem the gateway itself answers.
 GATEWAY_PROBLEMS: dict[str, tuple[int, str]] = {
     "invalid_path": (400, "Invalid path"),
+    "incomplete_body": (400, "Request body incomplete"),
     "unauthenticated": (401, "Not authenticated"),
     "role_not_permitted": (403, "Role not permitted"),
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
+    "request_timeout": (408, "Request body not received in time"),
     "payload_too_large": (413, "Request body too large"),
     "headers_too_large": (431, "Request headers too large"),
     "rate_limited": (429, "Too many requests"),

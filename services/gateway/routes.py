@@ -110,6 +110,7 @@ COMMAND_PROBLEMS = {
         "(idempotency_in_progress)"
     ),
     412: _problem("If-Match names another version (version_mismatch)"),
+    408: _problem("the body did not arrive in time (request_timeout)"),
     413: _problem("the body is over the size limit (payload_too_large)"),
     415: _problem("the body is not sent as application/json (unsupported_media_type)"),
     422: _problem(

@@ -49,6 +49,9 @@ class GatewaySettings(LogSettings, BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # The whole body must arrive within this (408 after): a client that sends a
+    # Content-Length and then trickles or stops holds nothing for longer.
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Every header together (431 above), and the Authorization header alone (401 above).
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     max_token_bytes: int = Field(default=4096, ge=256, le=64 * 1024)

@@ -3,6 +3,7 @@ authorization, limits, request ids, failures of the dispute service, OpenAPI."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -391,6 +392,45 @@ class TestBodySizeLimit:
 
         response = small_gateway.post("/v1/disputes", content=chunks(), headers=bearer(token()))
         assert_problem(response, 413, "payload_too_large")
+        assert upstream.received == []
+
+    def test_a_body_that_does_not_arrive_in_time_is_refused_and_not_forwarded(
+        self, upstream: Upstream
+    ) -> None:
+        app = create_app(settings(upstream.url, body_timeout_seconds=0.5))
+        with serve(app) as url:
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(
+                    b"PUT /v1/orders/o-slow HTTP/1.1\r\nHost: x\r\n"
+                    + f"Authorization: Bearer {token(role='service')}\r\n".encode()
+                    + b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":'
+                )
+                answer = raw.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "request_timeout" in answer
+        assert upstream.received == []
+
+    def test_a_client_gone_mid_body_is_no_server_error(self, upstream: Upstream) -> None:
+        app = create_app(settings(upstream.url))
+        with serve(app) as url, httpx.Client(base_url=url) as client:
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(
+                    b"PUT /v1/orders/o-gone HTTP/1.1\r\nHost: x\r\n"
+                    + f"Authorization: Bearer {token(role='service')}\r\n".encode()
+                    + b"Content-Length: 100\r\n\r\n{"
+                )
+                time.sleep(0.3)
+            time.sleep(0.5)
+            metrics = client.get("/metrics").text
+        server_errors = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("disputes_http_requests_total") and 'status="500"' in line
+        ]
+        assert server_errors == []
+        assert 'status="400"' in metrics
         assert upstream.received == []
 
     def test_forwards_a_body_at_the_limit(
