@@ -39,15 +39,16 @@ The public API of the buyer-protection dispute service.
 Call it with `Authorization: Bearer <JWT>` (HS256; claims `sub`, `role`, `exp`).
 Money is `{"amount": 1999, "currency": "USD"}` (minor units, ISO 4217). Times are RFC 3339
 in UTC. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` is
-`https://disputes.internal/problems/<code>`. Codes: invalid_path (400),
+`https://disputes.internal/problems/<code>`. Codes: invalid_path, incomplete_body (400),
 unauthenticated (401), role_not_permitted (403), not_found, order_not_found,
 dispute_not_found, unknown_action (404), method_not_allowed (405, with `Allow`),
-action_not_allowed, dispute_exists, order_facts_conflict, extension_refused,
-concurrent_update, idempotency_in_progress (409), version_mismatch (412),
-payload_too_large (413), invalid_input, protection_ended, reason_not_covered,
-idempotency_key_reused (422: the same key with another method, path or body),
-rate_limited (429), headers_too_large (431), internal_error (500), unavailable,
-upstream_unavailable (503), upstream_timeout (504).
+request_timeout (408), action_not_allowed, dispute_exists, order_facts_conflict,
+extension_refused, order_charged_back, chargeback_exists, too_many_webhooks,
+checkpoint_invalid, concurrent_update, idempotency_in_progress (409), version_mismatch
+(412), payload_too_large (413), unsupported_media_type (415), invalid_input,
+protection_ended, reason_not_covered, order_shipped, idempotency_key_reused (422: the same
+key with another method, path or body), rate_limited (429), headers_too_large (431),
+internal_error (500), unavailable, upstream_unavailable (503), upstream_timeout (504).
 
 Every response carries `X-Request-ID` (yours, or a new one); the events a request causes
 record it. Commands answer with the dispute and its `ETag`; send `If-Match` to act only on

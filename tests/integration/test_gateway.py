@@ -646,6 +646,17 @@ class TestOpenApi:
         for code in GATEWAY_PROBLEMS:
             assert code in document["info"]["description"]
 
+    def test_names_every_problem_type_the_domain_answers(self, document: dict[str, Any]) -> None:
+        from services.dispute.domain import errors
+
+        codes = {
+            error.code
+            for error in vars(errors).values()
+            if isinstance(error, type) and issubclass(error, errors.DomainError)
+        } - {errors.DomainError.code}
+        missing = [c for c in sorted(codes) if c not in document["info"]["description"]]
+        assert missing == []
+
     def test_describes_responses_by_the_contract_models(self, document: dict[str, Any]) -> None:
         ok = document["paths"]["/v1/disputes/{dispute_id}"]["get"]["responses"]["200"]
         assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/Dispute")
