@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.dispute.application import DisputeApplication
+from services.dispute.infrastructure.pool import TRANSIENT_ERRORS
 from services.dispute.scheduler import _Sql
 
 from .payloads import Payload, Payloads
@@ -170,6 +171,9 @@ class JetStreamRelay:
                 while not stop.is_set():
                     if not await self.relay_once(js):
                         await asyncio.sleep(self.poll)
+            except TRANSIENT_ERRORS as error:  # the database is away: the pool says so once
+                log.debug("relaying to JetStream paused (%s); retrying", error)
+                await asyncio.sleep(min(5.0, self.poll * 10))
             except Exception:
                 log.exception("relaying to JetStream failed; reconnecting")
                 await asyncio.sleep(min(5.0, self.poll * 10))

@@ -32,6 +32,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from services.dispute.application import DisputeApplication
+from services.dispute.infrastructure.pool import TRANSIENT_ERRORS
 
 from .payloads import Payload, Payloads, event_type_of
 from .store import Attempt, Subscription, WebhookStore
@@ -129,7 +130,13 @@ class Deliverer:
                 worked = self.run_once()
                 if threading.current_thread().name == "webhooks-0":
                     self._purge()
-            except Exception:  # a storage fault: the claim expires, the next turn resumes
+            except TRANSIENT_ERRORS as error:
+                # The database is away: the pool logs one line when it goes and one when
+                # it is back, so no traceback per turn; the claim expires, the turn resumes.
+                log.debug("webhook delivery turn failed (%s); retrying", error)
+                stop.wait(min(5.0, self.poll * 10))
+                continue
+            except Exception:  # anything else is a bug worth its traceback
                 log.exception("webhook delivery turn failed; retrying")
                 stop.wait(min(5.0, self.poll * 10))
                 continue
