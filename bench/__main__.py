@@ -15,10 +15,15 @@ part in a scratch schema dropped afterwards:
    Meanwhile a webhook receiver and a JetStream consumer (when NATS answers on
    127.0.0.1:4222) record each event's delivery lag, and at the end webhooks replaying the
    feed show the deliveries per second one delivery process sustains (bench/delivery.py).
-3. Scale: command latency with 1,000 and with 1,000,000 stored events; loading a case of
+3. Beside the plain service (bench/versus.py): `POST /v1/disputes/{id}/messages`, closed
+   loop, each client its own buyer and disputes, at 8 and 32 clients, to the plain CRUD
+   FastAPI peer a team would otherwise write (bench/peer.py), to the same SQL on bare
+   ASGI (bench/floor.py), and to this service straight and through the gateway; passes
+   interleaved, every ratio to the peer taken within one pass.
+4. Scale: command latency with 1,000 and with 1,000,000 stored events; loading a case of
    10 and of 10,000 events with and without snapshots; feed read and projection rebuild.
-4. Memory: the peak RSS of each process.
-5. The Merkle log (bench/merkle_log.py): tree maintenance in events/s over 1,000,000
+5. Memory: the peak RSS of each process.
+6. The Merkle log (bench/merkle_log.py): tree maintenance in events/s over 1,000,000
    stored events, storage per event, a signed checkpoint's and the proofs' sizes and
    times at that size, one case's verification, and the cost per command without and
    with the notary following the writes.
@@ -43,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import delivery, limits, merkle_log, report, scale
+from bench import delivery, limits, merkle_log, report, scale, versus
 from bench.common import (
     ROOT,
     cpu_busy_seconds,
@@ -72,6 +77,8 @@ class Plan:
     delivery_seconds: float = 5.0
     merkle_events: int = 1_000_000
     merkle_seconds: float = 8.0
+    versus_passes: int = 2
+    versus_seconds: float = 5.0
     # DISPUTES_PROCESSES of the measured service: one per core, as it would be deployed.
     service_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -83,7 +90,7 @@ class Plan:
     def quick(cls) -> Plan:
         return cls(
             "quick", (1, 8, 32), 1, 2.5, 4, 2, 100_000, (10, 10_000), 50_000, 12_000, 3,
-            merkle_events=100_000, merkle_seconds=3.0,
+            merkle_events=100_000, merkle_seconds=3.0, versus_passes=1, versus_seconds=2.0,
         )  # fmt: skip
 
 
@@ -328,6 +335,14 @@ def measure_scale(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     return out
 
 
+def measure_versus(url: str, plan: Plan, log: Any) -> dict[str, Any]:
+    clients = tuple(c for c in plan.clients if c > 1)  # the closed loop's 8 and 32
+    return versus.measure(
+        url, clients=clients, passes=plan.versus_passes, seconds=plan.versus_seconds,
+        processes=plan.service_processes, threads=16, log=log,
+    )  # fmt: skip
+
+
 def measure_merkle(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     return merkle_log.measure(url, plan.merkle_events, plan.merkle_seconds, log)
 
@@ -358,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         "--service-processes", type=int, default=None, help="DISPUTES_PROCESSES for the run"
     )
     parser.add_argument(
-        "--parts", nargs="+", choices=("limits", "service", "scale", "merkle"),
-        default=["limits", "service", "scale", "merkle"], help="measure only these parts",
+        "--parts", nargs="+", choices=("limits", "service", "peer", "scale", "merkle"),
+        default=["limits", "service", "peer", "scale", "merkle"],
+        help="measure only these parts",
     )  # fmt: skip
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan.full()
@@ -380,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     for part, measure in (
         ("limits", measure_limits),
         ("service", measure_service),
+        ("peer", measure_versus),
         ("scale", measure_scale),
         ("merkle", measure_merkle),
     ):

@@ -126,6 +126,7 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         lines += _delivery(svc)
+    lines += _versus(results)
     sc = results.get("scale")
     if sc:
         lines += [
@@ -162,6 +163,57 @@ def markdown(results: dict[str, Any]) -> str:
 
         lines += merkle_markdown(results["merkle"])
     return "\n".join(lines) + "\n"
+
+
+TARGET_LABELS = {
+    "peer": "plain CRUD peer (FastAPI)",
+    "floor": "bare-ASGI floor (same SQL, orjson)",
+    "direct": "this service, direct",
+    "gateway": "this service, through the gateway",
+}
+
+
+def _versus(results: dict[str, Any]) -> list[str]:
+    out = results.get("peer")
+    if not out:
+        return []
+    passes = len(out["passes"])
+    lines = [
+        f"## Beside the plain CRUD service: `{out['command']}`, closed loop",
+        "",
+        f"Medians over {passes} pass{'es' if passes != 1 else ''}; each ratio to the peer is "
+        "taken within one pass (the ratios of every pass in brackets). Server CPU: the "
+        "target's own processes per command (service and gateway through the gateway).",
+        "",
+        "| target | clients | commands/s | ÷ peer (each pass) | ÷ limit | server CPU ms per "
+        "command | CPU ÷ peer | PostgreSQL CPU ms | p50 | p99 | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for clients, targets in out["summary"].items():
+        for target, r in targets.items():
+            tiers = ", ".join(f"{k} {v}" for k, v in r["server_cpu_ms"].items())
+            if len(r["server_cpu_ms"]) > 1:
+                tiers += f"; total {r['server_cpu_ms_total']}"
+            each = ", ".join(f"{x:.2f}" for x in r["ratio_to_peer_each"])
+            lines.append(
+                f"| {TARGET_LABELS.get(target, target)} | {clients} | {r['per_s']:,.1f} | "
+                f"{r['ratio_to_peer']:.2f} ({each}) | "
+                f"{_ratio(r['per_s'], limit_at(results, clients))} | {tiers} | "
+                f"{r['cpu_ratio_to_peer']:.2f} | {r['postgres_cpu_ms']} | {r['p50_ms']} | "
+                f"{r['p99_ms']} | {r['errors']} |"
+            )
+    lines += [
+        "",
+        f"The peer and the floor each ran as {out['peer_processes']} uvicorn worker processes, "
+        f"the dispute service as {out['service_processes']}; each client posted to its own "
+        f"{out['disputes_per_client']} disputes in turn. The peer: pydantic models, the "
+        "gateway's bearer token checked in-process with PyJWT, an async psycopg 3 pool, one "
+        "transaction of SELECT ... FOR UPDATE, UPDATE and INSERT of a history row, uvicorn's "
+        "access log on (bench/peer.py). The floor: the same token check and transaction on "
+        "bare ASGI with orjson, no log (bench/floor.py).",
+        "",
+    ]
+    return lines
 
 
 def _delivery(svc: dict[str, Any]) -> list[str]:
