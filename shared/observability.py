@@ -193,7 +193,9 @@ def metrics_response() -> tuple[bytes, str]:
     """The exposition text of this process (or of all server processes on its port)."""
     if multiprocess_mode():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client leaves the collector's constructor unannotated.
+        collect: Callable[[CollectorRegistry], object] = multiprocess.MultiProcessCollector
+        collect(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
