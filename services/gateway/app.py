@@ -28,7 +28,7 @@ from .authorization import PathGuard
 from .edges import HeaderLimits, SecurityHeaders, dashboard_csp
 from .forwarding import Forwarder, make_client
 from .ratelimit import make_rate_limiter
-from .routes import router
+from .routes import public_router
 from .settings import GatewaySettings
 
 log = logging.getLogger("services.gateway")
@@ -81,7 +81,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         static_url="/docs-assets",
     )
     problems.install(app)
-    app.include_router(router)
+    app.include_router(public_router())
 
     @app.get("/healthz", response_model=Health, tags=["meta"])
     async def healthz() -> Health:

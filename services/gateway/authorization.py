@@ -1,10 +1,11 @@
 """Role-level authorization at the gateway: an early check, from the one permission table.
 
-The table (`shared/permissions.py`) says which roles may call each route; the dispute
-service enforces it too, and decides what a party may see (its own disputes and orders
-only, else 404). The gateway checks on the path it forwards: `PathGuard` refuses dot
-segments and encoded slashes before routing, so the route matched here is the route the
-service sees.
+The table (`shared/permissions.py`) says which roles may call each route: each public
+route reads its roles from it (`routes.common.ForwardingRoute`) and the forwarder refuses
+any other role. The dispute service enforces it too, and decides what a party may see
+(its own disputes and orders only, else 404). The gateway checks on the path it forwards:
+`PathGuard` refuses dot segments and encoded slashes before routing, so the route matched
+here is the route the service sees.
 """
 
 from __future__ import annotations
@@ -13,16 +14,9 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.permissions import action_path, route_roles
-
 from .problems import gateway_problem_response
 
-__all__ = ["PathGuard", "action_path", "action_roles_named", "path_refusal", "route_roles"]
-
-
-def action_roles_named(action: str) -> frozenset[str]:
-    """The roles that may take an API action (`accept-offer`)."""
-    return route_roles("POST", action_path(action))
+__all__ = ["PathGuard", "path_refusal"]
 
 
 def path_refusal(raw_path: bytes) -> str | None:

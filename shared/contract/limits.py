@@ -60,6 +60,12 @@ DELIVERIES_LIMIT_DEFAULT = 50
 TREE_SIZE_MAX = 2**62  # events in the Merkle log: far beyond any real log
 LOG_VERSION_MAX = 2**31 - 1  # an aggregate's version as the Merkle log's leaves hold it
 AGGREGATE_ID_MAX = 64  # a dispute's UUID or an order's id as the Merkle log names it
+DAILY_DAYS_MAX = 366  # days of GET /v1/stats/daily at a time: a leap year
+# Request headers: an Idempotency-Key is 1 to 255 printable ASCII characters without
+# spaces; If-Match is an ETag (a version, quoted or not, weak or not) or *.
+IDEMPOTENCY_KEY_MAX = 255
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"
+IF_MATCH_PATTERN = r'^(\*|(W/)?"?[0-9]{1,18}"?)$'
 
 
 def _day_in_range(value: date) -> date:

@@ -17,6 +17,7 @@ WEBHOOK_URL_MAX = 2048
 WEBHOOK_EVENTS_MAX = 50
 WEBHOOK_DESCRIPTION_MAX = 500
 WEBHOOK_EVENT_TYPE_MAX = 64
+WEBHOOKS_PER_SERVICE_MAX = 100  # subscriptions one service may hold
 
 
 class WebhookCreate(RequestBody):
