@@ -21,8 +21,6 @@ from shared.money import Money
 from shared.trace_context import current_traceparent
 
 from .domain import (
-    COMMAND_METHODS,
-    ActionNotAllowed,
     ConcurrentUpdate,
     Dispute,
     DisputeAlreadyExists,
@@ -33,10 +31,13 @@ from .domain import (
     Policy,
     VersionMismatch,
     dispute_id,
+    handlers,
     order_id,
     rules,
 )
+from .domain.commands import Command
 from .domain.values import Actor, Context, Role
+from .operations import Operations
 
 SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 
@@ -65,6 +66,8 @@ class DisputeApplication(Application[UUID]):
         super().__init__(env=env)
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or Policy()
+        # The feed, readiness and verification reads, for the HTTP layer.
+        self.operations = Operations(self)
 
     def context(self, actor: Actor, correlation_id: str) -> Context:
         """Who, when, and which request (its id, and its trace when it has one)."""
@@ -212,30 +215,25 @@ class DisputeApplication(Application[UUID]):
             raise ConcurrentUpdate(f"order {order_ref}") from None
         return dispute
 
-    def act(
+    def handle(
         self,
         actor: Actor,
         correlation_id: str,
         ref: str,
-        action: str,
-        args: Mapping[str, Any] | None = None,
+        command: Command,
         *,
         expected_version: int | None = None,
         respond: Respond | None = None,
     ) -> Dispute:
-        """Takes one action of the API's table (`accept-offer`, `rule`, ...) on a dispute.
+        """Applies one command of the registry (`MakeOffer`, `Rule`, ...) to a dispute.
 
         With `expected_version`, a dispute at another version is refused (and so is a
         racing write that wins first): nothing is recorded.
         """
-        trigger = rules.trigger_for(action)
         dispute = self.get_dispute(actor, ref)
         if expected_version is not None and dispute.version != expected_version:
             raise VersionMismatch(f"dispute {ref}", expected_version, dispute.version)
-        if trigger is None:
-            raise ActionNotAllowed(action, dispute.state, dispute.allowed_actions(actor))
-        method = getattr(dispute, COMMAND_METHODS[trigger])
-        method(self.context(actor, correlation_id), **dict(args or {}))
+        handlers.apply(dispute, self.context(actor, correlation_id), command)
         try:
             self.save(dispute, **_respond(respond, dispute, False))
         except IntegrityError:

@@ -29,6 +29,7 @@ from services.dispute.domain import (
 from services.dispute.domain.values import Actor, Role
 from shared.clock import FixedClock
 from shared.money import Money
+from tests.integration.app_commands import act
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLACED = T0 - timedelta(days=10)
@@ -138,7 +139,7 @@ class TestOpeningAndReadingBack:
 
     def test_a_withdrawn_dispute_is_not_reopened(self, app: DisputeApplication) -> None:
         dispute = open_dispute(app)
-        app.act(BUYER, "c-w", str(dispute.id), "withdraw", {"reason": "Arrived"})
+        act(app, BUYER, "c-w", str(dispute.id), "withdraw", {"reason": "Arrived"})
         with pytest.raises(DisputeAlreadyExists):
             open_dispute(app, corr="c-again", register=False)
 
@@ -169,8 +170,8 @@ class TestConcurrentWriters:
         ref = str(open_dispute(app).id)
         results = race(
             clock,
-            lambda: app.act(SELLER, "c-seller", ref, "reject", {"reason": "Not broken"}),
-            lambda: app.act(BUYER, "c-buyer", ref, "withdraw", {"reason": "Arrived"}),
+            lambda: act(app, SELLER, "c-seller", ref, "reject", {"reason": "Not broken"}),
+            lambda: act(app, BUYER, "c-buyer", ref, "withdraw", {"reason": "Arrived"}),
         )
         assert sorted(type(r).__name__ for r in results) == ["ConcurrentUpdate", "Dispute"]
         loser = "c-seller" if isinstance(results[0], ConcurrentUpdate) else "c-buyer"
@@ -183,10 +184,10 @@ class TestConcurrentWriters:
     ) -> None:
         ref = str(open_dispute(app).id)
         with pytest.raises(VersionMismatch) as refused:
-            app.act(SELLER, "c-r", ref, "reject", {"reason": "No"}, expected_version=7)
+            act(app, SELLER, "c-r", ref, "reject", {"reason": "No"}, expected_version=7)
         assert (refused.value.expected, refused.value.current) == (7, 1)
         assert len(stored_events(app, UUID(ref))) == 1
-        app.act(SELLER, "c-r", ref, "reject", {"reason": "No"}, expected_version=1)
+        act(app, SELLER, "c-r", ref, "reject", {"reason": "No"}, expected_version=1)
         assert app.get_dispute(SELLER, ref).version == 2
 
 
@@ -196,9 +197,9 @@ class TestHistory:
     ) -> None:
         ref = str(open_dispute(app).id)
         clock.advance(timedelta(days=1))
-        app.act(SELLER, "c-r", ref, "reject", {"reason": "No"})
+        act(app, SELLER, "c-r", ref, "reject", {"reason": "No"})
         clock.advance(timedelta(days=1))
-        app.act(BUYER, "c-e", ref, "escalate", {"reason": "Stuck"})
+        act(app, BUYER, "c-e", ref, "escalate", {"reason": "Stuck"})
         assert app.get_dispute(AGENT, ref, version=1).state == rules.AWAITING_SELLER
         assert app.get_dispute(AGENT, ref, version=2).state == rules.NEGOTIATING
         as_of = T0 + timedelta(days=1, hours=12)
@@ -213,7 +214,7 @@ class TestHistory:
         dispute_id = open_dispute(app).id
         for n in range(55):
             clock.advance(timedelta(minutes=1))
-            app.act(BUYER, f"c-{n}", str(dispute_id), "messages", {"body": f"Update {n}"})
+            act(app, BUYER, f"c-{n}", str(dispute_id), "messages", {"body": f"Update {n}"})
         assert [s.originator_version for s in app.snapshots.get(dispute_id)] == [50]
         loaded = app.repository.get(dispute_id)
         replayed = project_aggregate(None, app.events.get(dispute_id))
@@ -246,7 +247,7 @@ class TestVisibility:
         with pytest.raises(OrderNotFound):
             app.get_order(stranger, "order-1")
         with pytest.raises(DisputeNotFound):
-            app.act(stranger, "c-x", ref, "messages", {"body": "hi"})
+            act(app, stranger, "c-x", ref, "messages", {"body": "hi"})
 
     def test_an_unknown_or_malformed_reference_is_not_found(self, app: DisputeApplication) -> None:
         with pytest.raises(DisputeNotFound):

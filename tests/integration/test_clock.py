@@ -10,6 +10,7 @@ import pytest
 from services.dispute.domain import Dispute
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
 from shared.clock import FixedClock
+from tests.integration.app_commands import act
 from tests.integration.test_scheduler import (
     BUYER,
     SELLER,
@@ -30,8 +31,8 @@ def test_advancing_far_runs_a_case_through_a_chain_of_lapses(backend: dict[str, 
         scheduler = DeadlineScheduler(app)
         chain = open_case(app, "o-chain", resolution="return_and_refund")
         quiet = open_case(app, "o-quiet")
-        app.act(SELLER, "c", str(quiet), "offer", {"type": "full_refund"})
-        app.act(BUYER, "c", str(quiet), "accept-offer")  # refund_pending: no time-out left
+        act(app, SELLER, "c", str(quiet), "offer", {"type": "full_refund"})
+        act(app, BUYER, "c", str(quiet), "accept-offer")  # refund_pending: no time-out left
 
         now = advance_clock(clock, store, scheduler, timedelta(days=30))
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from services.dispute.application import DisputeApplication
 from shared.clock import SystemClock
+from tests.integration.app_commands import act
 from tests.integration.test_scheduler import BUYER, SELLER, dispute_app, open_case
 
 WRITERS = 4
@@ -33,7 +34,7 @@ def test_a_follower_sees_every_event_once_and_in_order(backend: dict[str, str]) 
                 for n in range(COMMANDS_PER_WRITER - DISPUTES_PER_WRITER):
                     dispute_id = str(ids[n % len(ids)])
                     actor = BUYER if n % 2 else SELLER
-                    app.act(actor, f"feed-{w}-{n}", dispute_id, "messages", {"body": f"m{n}"})
+                    act(app, actor, f"feed-{w}-{n}", dispute_id, "messages", {"body": f"m{n}"})
             except BaseException as exc:  # reported below
                 errors.append(exc)
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.dispute.api.views import event_id
+from services.dispute.api.representations import event_id
 from services.dispute.domain import rules
 
 from .http_support import TOKEN, Api, headers, running_service

@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.dispute.api import views
+from services.dispute.api import representations
 from services.dispute.domain import Actor, Role
 from services.dispute.infrastructure.idempotency import Claim, Claimed, Completion, fingerprint
+from tests.integration.app_commands import act
 
 from .http_support import Api, dispute_body, headers, running_service, uvicorn_server
 from .test_recorder_idempotency import die
@@ -105,13 +106,14 @@ def test_a_response_lost_after_the_commit_is_replayed_on_retry(api: Api) -> None
     body = b'{"type": "replacement", "message": "new one"}'
     claim = Claim("seller:s1", "lost-1", fingerprint("POST", path, body))
     assert isinstance(application.recorder.try_claim(claim, time.time(), 30), Claimed)
-    application.act(
+    act(
+        application,
         actor,
         "req-lost",
         dispute["id"],
         "offer",
         {"type": "replacement", "message": "new one"},
-        respond=lambda d, _: Completion(claim, views.dispute_reply(d, actor)),
+        respond=lambda d, _: Completion(claim, representations.dispute_reply(d, actor)),
     )  # fmt: skip  -- and the response never reaches the caller
 
     retry = api.client.post(

@@ -30,6 +30,7 @@ from services.dispute.projections import (
 from shared.clock import FixedClock
 from shared.money import Money
 from tests.conftest import PgConnInfo, connect, postgres_env, sqlite_env
+from tests.integration.app_commands import act
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 AGENT = Actor(Role.AGENT, "agent-1")
@@ -86,18 +87,28 @@ class World:
 
     def buyer(self, name: str, action: str, **args: Any) -> None:
         dispute_id = self.disputes[name]
-        self.app.act(
-            Actor(Role.BUYER, self.buyers[dispute_id]), self.cid(), dispute_id, action, args
+        act(
+            self.app,
+            Actor(Role.BUYER, self.buyers[dispute_id]),
+            self.cid(),
+            dispute_id,
+            action,
+            args,
         )
 
     def seller(self, name: str, action: str, **args: Any) -> None:
         dispute_id = self.disputes[name]
-        self.app.act(
-            Actor(Role.SELLER, self.sellers[dispute_id]), self.cid(), dispute_id, action, args
+        act(
+            self.app,
+            Actor(Role.SELLER, self.sellers[dispute_id]),
+            self.cid(),
+            dispute_id,
+            action,
+            args,
         )
 
     def service(self, name: str, action: str, **args: Any) -> None:
-        self.app.act(SERVICE, self.cid(), self.disputes[name], action, args)
+        act(self.app, SERVICE, self.cid(), self.disputes[name], action, args)
 
     def aggregates(self) -> list[Dispute]:
         return [self.app.get_dispute(AGENT, i) for i in self.disputes.values()]

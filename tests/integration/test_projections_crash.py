@@ -31,6 +31,7 @@ from services.dispute.projections import DashboardQueries, Projector
 from shared.clock import FixedClock
 from shared.money import Money
 from tests.conftest import PgConnInfo, postgres_env
+from tests.integration.app_commands import act
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 22
@@ -89,7 +90,7 @@ class Writer(threading.Thread):
                 if action == "refund-paid":
                     args = {**args, "paid_at": self.clock.now()}
                 try:
-                    self.app.act(actor.get(role, SERVICE), f"w{n}", dispute_id, action, args)
+                    act(self.app, actor.get(role, SERVICE), f"w{n}", dispute_id, action, args)
                 except ActionNotAllowed:  # a time-out overtook the script
                     script.clear()
                 else:

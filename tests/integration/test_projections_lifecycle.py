@@ -19,6 +19,7 @@ from services.dispute.projections import DashboardQueries, Projector
 from shared.clock import FixedClock
 from shared.money import Money
 from tests.conftest import postgres_env, sqlite_env
+from tests.integration.app_commands import act
 
 from .test_projections import PHOTO, T0, World, _drop_schema, _pg_schema
 
@@ -42,7 +43,7 @@ class Cases(World):
         self.buyer(name, "escalate", reason="stuck")
 
     def agent(self, name: str, agent: Actor, **args: Any) -> None:
-        self.app.act(agent, self.cid(), self.disputes[name], "rule", args)
+        act(self.app, agent, self.cid(), self.disputes[name], "rule", args)
 
     def chargeback(self, order: str, reference: str, amount: int) -> None:
         self.app.record_chargeback(

@@ -19,6 +19,7 @@ from services.dispute.infrastructure.pool import DatabaseUnavailable
 from services.dispute.scheduler import PENDING_TABLE, DeadlineScheduler, PendingRow
 from shared.clock import Clock, FixedClock
 from shared.money import Money
+from tests.integration.app_commands import act
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BUYER = Actor(Role.BUYER, "buyer-1")
@@ -123,8 +124,13 @@ def test_buyer_silence_after_an_offer_closes_the_case(backend: dict[str, str]) -
         scheduler = DeadlineScheduler(app)
         dispute_id = open_case(app, "o-offer")
         clock.advance(timedelta(days=1))
-        app.act(
-            SELLER, "c-offer", str(dispute_id), "offer", {"type": "partial_refund", "amount": 2_000}
+        act(
+            app,
+            SELLER,
+            "c-offer",
+            str(dispute_id),
+            "offer",
+            {"type": "partial_refund", "amount": 2_000},
         )
         scheduler.sync()
 
@@ -248,7 +254,7 @@ def test_pending_table_always_equals_a_rebuild_from_zero(backend: dict[str, str]
                                         {"carrier": "dhl", "tracking_number": "T1"}),
                 }.get(case.state, (BUYER, "messages", {"body": "hello"}))  # fmt: skip
                 if action in case.allowed_actions(actor):
-                    app.act(actor, f"c-{step}", target, action, args)
+                    act(app, actor, f"c-{step}", target, action, args)
             elif move < 0.7:
                 clock.advance(timedelta(hours=rng.randint(1, 72)))
                 scheduler.fire_due()
@@ -282,7 +288,7 @@ def test_concurrent_followers_apply_each_event_once(backend: dict[str, str]) -> 
     with dispute_app(backend, clock) as app, dispute_app(backend, clock) as other:
         ids = [open_case(app, f"o-follow-{i}") for i in range(15)]
         for dispute_id in ids[::2]:
-            app.act(SELLER, "c", str(dispute_id), "offer", {"type": "full_refund"})
+            act(app, SELLER, "c", str(dispute_id), "offer", {"type": "full_refund"})
         followers = [DeadlineScheduler(app, batch_size=2), DeadlineScheduler(other, batch_size=3)]
         consumed = [0, 0]
 
@@ -311,7 +317,7 @@ def test_a_failed_sync_leaves_table_and_position_unchanged(backend: dict[str, st
         scheduler.sync()
         before = (scheduler.pending(), scheduler.position())
         open_case(app, "o-crash-2")
-        app.act(SELLER, "c", str(first), "offer", {"type": "full_refund"})
+        act(app, SELLER, "c", str(first), "offer", {"type": "full_refund"})
 
         # Break the table for real (a constraint the rows violate) and sync.
         with scheduler._sql.transaction(commit=True) as c:

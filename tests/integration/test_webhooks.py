@@ -18,7 +18,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from standardwebhooks import Webhook
 
-from services.dispute.api.views import event_id
+from services.dispute.api.representations import event_id
 from services.dispute.delivery.store import Attempt, WebhookStore
 from services.dispute.delivery.webhooks import Deliverer
 from tests.webhook_receiver import Received, receiver

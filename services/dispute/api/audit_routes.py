@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from services.dispute.audit import _originator, read_chain, verify
+from services.dispute.audit import _originator, verify
 from services.dispute.domain import DisputeNotFound, InvalidInput, NotFound
 from services.dispute.transparency.checkpoint import (
     Checkpoint,
@@ -25,11 +25,10 @@ from services.dispute.transparency.notary import CheckpointDirectory, signer_for
 from services.dispute.transparency.tree import TreeStore, leaf_of
 from services.dispute.transparency.verify import check_case
 from shared import contract
-from shared.permissions import SEES_EVERYTHING
 
-from . import views
-from .commands import to_response
+from . import representations
 from .dependencies import ActorDep, AppDep, SettingsDep
+from .idempotency import to_response
 from .problems import ApiProblem
 from .routes import PROBLEMS
 
@@ -70,9 +69,9 @@ class Log:
 
 def get_log(request: Request, application: AppDep, settings: SettingsDep) -> Log:
     log: Log | None = getattr(request.app.state, "merkle_log", None)
-    if log is None or log.store.datastore is not application.recorder.datastore:  # type: ignore[attr-defined]
+    store = application.operations.merkle_tree()
+    if log is None or log.store is not store:
         with _lock:
-            store = TreeStore(application.recorder.datastore)  # type: ignore[attr-defined]
             if settings.create_tables:
                 store.create_table()
             log = Log(
@@ -128,22 +127,12 @@ def _held(log: Log, size: int | None) -> tuple[Checkpoint, str]:
 def verify_dispute(
     dispute_id: contract.Id, application: AppDep, actor: ActorDep, log: LogDep
 ) -> Response:
-    if actor.role not in SEES_EVERYTHING:
-        # Parties see their own cases only (404 otherwise), as with the dispute itself.
-        aggregate_id = application.get_dispute(actor, dispute_id).id
-    else:
-        # Others see every case; the events are not decoded (a tampered one may not be).
-        try:
-            aggregate_id = UUID(dispute_id)
-        except ValueError:
-            raise DisputeNotFound(dispute_id) from None
-    events, hashes = read_chain(application.recorder, aggregate_id)
-    if events and ".dispute:" not in events[0].topic.lower():
-        raise DisputeNotFound(dispute_id)
+    history = application.operations.stored_history(actor, dispute_id)
+    aggregate_id, events = history.aggregate_id, history.events
     report = check_case(log.store, log.directory, lambda: log.verifier, str(aggregate_id), events)
     if not events and not report.findings:
         raise DisputeNotFound(dispute_id)
-    result = verify(events, hashes)
+    result = verify(events, history.hashes)
     findings = [
         contract.VerificationFinding(kind=f.kind, version=f.version, detail=f.detail)
         for f in report.findings
@@ -170,7 +159,7 @@ def verify_dispute(
         pending_events=report.pending,
         checked_at=datetime.now(UTC),
     )
-    return to_response(views.json_reply(reply))
+    return to_response(representations.json_reply(reply))
 
 
 @audit_router.get(
@@ -188,7 +177,9 @@ def latest_checkpoint(
     ] = None,
 ) -> Response:
     checkpoint, note = _held(log, tree_size)
-    return to_response(views.json_reply(_checkpoint_reply(checkpoint, note, log.verifier)))
+    return to_response(
+        representations.json_reply(_checkpoint_reply(checkpoint, note, log.verifier))
+    )
 
 
 @audit_router.get(
@@ -227,7 +218,7 @@ def inclusion_proof(
         root_hash=checkpoint.root.hex(),
         proof=[p.hex() for p in proof],
     )
-    return to_response(views.json_reply(reply))
+    return to_response(representations.json_reply(reply))
 
 
 @audit_router.get(
@@ -260,4 +251,4 @@ def consistency_proof(
         second_root=newer.root.hex(),
         proof=[p.hex() for p in proof],
     )
-    return to_response(views.json_reply(reply))
+    return to_response(representations.json_reply(reply))

@@ -20,9 +20,9 @@ from services.dispute.projections import DashboardQueries
 from services.dispute.projections.queries import MAX_LIMIT
 from shared import contract
 
-from . import views
-from .commands import to_response
+from . import representations
 from .dependencies import ActorDep, AppDep
+from .idempotency import to_response
 from .routes import PROBLEMS
 
 dashboard = APIRouter(prefix="/v1")
@@ -110,7 +110,7 @@ def deadline_view(row: dict[str, Any]) -> contract.DeadlineEntry:
 
 
 def reply(model: Any) -> Response:
-    return to_response(views.json_reply(model))
+    return to_response(representations.json_reply(model))
 
 
 # GET /v1/disputes --------------------------------------------------------------------

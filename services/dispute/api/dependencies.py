@@ -122,10 +122,9 @@ async def get_call(
             "key",
             "Idempotency-Key must be 1 to 255 printable characters without spaces",
         )
-    store = application.recorder if isinstance(application.recorder, IdempotencyStore) else None
     return Call(
         application=application,
-        store=store,
+        store=application.operations.idempotency_store,
         settings=settings,
         actor=actor,
         request_id=request.state.request_id,

@@ -5,20 +5,16 @@ turns strings into domain values, calls one application method, and answers with
 resource as it now is. Errors are raised, and mapped to problems in `problems.py`.
 """
 
-# No `from __future__ import annotations`: the generated action routes below need their
-# body model evaluated at definition time.
+# No `from __future__ import annotations`: FastAPI reads the Annotated parameters.
 
 import logging
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
-from uuid import UUID
 
 import isodate
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from services.dispute.domain import (
     Dispute,
@@ -27,15 +23,14 @@ from services.dispute.domain import (
     OrderFacts,
     rules,
 )
-from services.dispute.quarantine import Quarantine
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
-from services.dispute.settings import Settings
 from shared import contract
-from shared.money import Money, MoneyError
 
-from . import views
-from .commands import run, run_plain, to_response
+from . import representations
+from .actions import add_action_routes
 from .dependencies import ActorDep, AppDep, CallDep, SettingsDep
+from .idempotency import run, run_plain, to_response
+from .inputs import evidence_items, to_money
 from .problems import ApiProblem, unknown_action
 
 log = logging.getLogger("services.dispute.api")
@@ -59,47 +54,6 @@ router = APIRouter(prefix="/v1")
 health = APIRouter()
 
 
-# Adapters: contract values to domain values ----------------------------------------
-
-
-def to_money(value: contract.Money | Mapping[str, Any] | None, field: str) -> Money | None:
-    if value is None:
-        return None
-    data = value.model_dump() if isinstance(value, BaseModel) else dict(value)
-    try:
-        return Money(data["amount"], data["currency"])
-    except MoneyError as exc:
-        raise InvalidInput(f"{field}.{exc.field}", exc.rule, f"{field}.{exc}") from None
-
-
-def https_evidence(evidence: list[Any], settings: Settings) -> list[Any]:
-    """Evidence is fetched by people and tools later: only https URLs, or http too when
-    the service runs in development (a local file server)."""
-    allowed = ("https://", "http://") if settings.environment == "development" else ("https://",)
-    for i, item in enumerate(evidence):
-        uri = item["uri"] if isinstance(item, dict) else item.uri
-        if not uri.lower().startswith(allowed):
-            raise InvalidInput(
-                f"evidence[{i}].uri",
-                "https",
-                f"evidence[{i}].uri must be an https:// URL"
-                + (" (or http:// in development)" if len(allowed) > 1 else ""),
-            )
-    return evidence
-
-
-def action_args(body: BaseModel | None, settings: Settings) -> dict[str, Any]:
-    """An action body as the command method's keyword arguments."""
-    if body is None:
-        return {}
-    args = body.model_dump()  # field names: `from` arrives as `from_`, as the domain takes it
-    if "amount" in args:
-        args["amount"] = to_money(args["amount"], "amount")
-    if "evidence" in args:
-        https_evidence(args["evidence"], settings)
-    return args
-
-
 # Orders ----------------------------------------------------------------------------
 
 
@@ -119,7 +73,7 @@ def put_order(
         facts = OrderFacts.parse(
             buyer_id=body.buyer_id,
             seller_id=body.seller_id,
-            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            amount=to_money(body.amount, "amount"),
             payment_method=body.payment_method,
             placed_at=body.placed_at,
             shipped_at=body.shipped_at,
@@ -131,7 +85,7 @@ def put_order(
         )
 
     def render(order: Order, created: bool) -> Any:
-        return views.order_reply(order, 201 if created else 200, created=created)
+        return representations.order_reply(order, 201 if created else 200, created=created)
 
     return run(request, call, perform, render)
 
@@ -153,7 +107,7 @@ def extend_protection(
         )
         return order, False
 
-    return run(request, call, perform, lambda order, _: views.order_reply(order))
+    return run(request, call, perform, lambda order, _: representations.order_reply(order))
 
 
 @router.post(
@@ -176,21 +130,26 @@ def record_chargeback(
             call.request_id,
             order_id,
             reference=body.reference,
-            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            amount=to_money(body.amount, "amount"),
             reason=body.reason,
             opened_at=body.opened_at,
             respond=respond,
         )
         return order, True
 
-    return run(request, call, perform, lambda order, _: views.order_reply(order, 201, created=True))
+    return run(
+        request,
+        call,
+        perform,
+        lambda order, _: representations.order_reply(order, 201, created=True),
+    )
 
 
 @router.get(
     "/orders/{order_id}", response_model=contract.Order, responses=PROBLEMS, tags=["orders"]
 )
 def get_order(order_id: contract.Id, application: AppDep, actor: ActorDep) -> Response:
-    return to_response(views.order_reply(application.get_order(actor, order_id)))
+    return to_response(representations.order_reply(application.get_order(actor, order_id)))
 
 
 # Disputes --------------------------------------------------------------------------
@@ -213,15 +172,15 @@ def open_dispute(body: contract.DisputeCreate, call: CallDep, request: Request) 
             order_ref=body.order_id,
             reason=body.reason,
             requested_resolution=body.requested_resolution,
-            amount=to_money(body.amount, "amount"),  # type: ignore[arg-type]
+            amount=to_money(body.amount, "amount"),
             description=body.description,
-            evidence=https_evidence([e.model_dump() for e in body.evidence], call.settings),
+            evidence=[e.as_dict() for e in evidence_items(body.evidence, call.settings)],
             respond=respond,
         )
         return dispute, True
 
     def render(dispute: Dispute, _: bool) -> Any:
-        return views.dispute_reply(dispute, call.actor, 201, created=True)
+        return representations.dispute_reply(dispute, call.actor, 201, created=True)
 
     return run(request, call, perform, render)
 
@@ -248,7 +207,7 @@ def get_dispute(
         raise InvalidInput("as_of", "exclusive", "give either version or as_of, not both")
     dispute = application.get_dispute(actor, dispute_id, version=version, as_of=as_of)
     historical = version is not None or as_of is not None
-    return to_response(views.dispute_reply(dispute, actor, historical=historical))
+    return to_response(representations.dispute_reply(dispute, actor, historical=historical))
 
 
 @router.get(
@@ -261,75 +220,12 @@ def dispute_events(dispute_id: contract.Id, application: AppDep, actor: ActorDep
     events = application.dispute_events(actor, dispute_id)
     history = contract.DisputeHistory(
         dispute_id=str(events[0].originator_id) if events else dispute_id,
-        events=[views.event_view(e) for e in events],
+        events=[representations.event_view(e) for e in events],
     )
-    return to_response(views.json_reply(history))
+    return to_response(representations.json_reply(history))
 
 
-def _action_route(action: str, model: type[BaseModel]) -> Callable[..., Response]:
-    has_fields = bool(model.model_fields)
-
-    def perform_action(
-        dispute_id: str, body: BaseModel | None, call: Any, request: Request
-    ) -> Response:
-        def perform(respond: Any) -> tuple[Dispute, bool]:
-            dispute = call.application.act(
-                call.actor,
-                call.request_id,
-                dispute_id,
-                action,
-                action_args(body, call.settings),
-                expected_version=call.if_match,
-                respond=respond,
-            )
-            return dispute, False
-
-        render = lambda dispute, _: views.dispute_reply(dispute, call.actor)  # noqa: E731
-        return run(request, call, perform, render)
-
-    if has_fields:
-
-        def endpoint(
-            dispute_id: contract.Id,
-            body: Annotated[model, Body()],  # type: ignore[valid-type]
-            call: CallDep,
-            request: Request,
-        ) -> Response:
-            return perform_action(dispute_id, body, call, request)
-
-    else:
-
-        def endpoint(  # type: ignore[misc]
-            dispute_id: contract.Id,
-            call: CallDep,
-            request: Request,
-            body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
-        ) -> Response:
-            return perform_action(dispute_id, body, call, request)
-
-    endpoint.__name__ = "action_" + action.replace("-", "_")
-    roles = sorted(
-        {
-            role
-            for row in rules.describe()["transitions"]
-            if row["action"] == action
-            for role in row["roles"]
-        }
-    )
-    endpoint.__doc__ = (model.__doc__ or "").strip() + f"\n\nRoles: {', '.join(roles)}."
-    return endpoint
-
-
-for _action, _model in contract.ACTION_BODIES.items():
-    router.add_api_route(
-        f"/disputes/{{dispute_id}}/{_action}",
-        _action_route(_action, _model),
-        methods=["POST"],
-        response_model=contract.Dispute,
-        responses=PROBLEMS,
-        tags=["dispute actions"],
-        summary=_action,
-    )
+add_action_routes(router, PROBLEMS)
 
 
 @router.post("/disputes/{dispute_id}/{action}", include_in_schema=False)
@@ -350,30 +246,16 @@ def event_feed(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event of every dispute and order, in commit order (service, agent, auditor)."""
-    notifications = application.recorder.select_notifications(
-        start=after, limit=limit, inclusive_of_start=False
-    )
-    refs: dict[UUID, str] = {}
-
-    def order_ref(aggregate_id: UUID) -> str:
-        if aggregate_id not in refs:
-            refs[aggregate_id] = application.repository.get(aggregate_id).order_ref
-        return refs[aggregate_id]
-
-    events = [
-        views.feed_event_view(n.id, application.mapper.to_domain_event(n), order_ref)
-        for n in notifications
-    ]
-    feed = contract.EventFeed(
-        events=events, next_after=notifications[-1].id if notifications else after
-    )
-    return to_response(views.json_reply(feed))
+    feed = representations.feed_view(application.operations.feed(after, limit))
+    return to_response(representations.json_reply(feed))
 
 
 @router.get("/state-machine", response_model=contract.StateMachine, tags=["meta"])
 def state_machine(actor: ActorDep) -> Response:
     """The states, actions and transitions of the one transition table, and its diagram."""
-    return to_response(views.json_reply(contract.StateMachine.model_validate(rules.describe())))
+    return to_response(
+        representations.json_reply(contract.StateMachine.model_validate(rules.describe()))
+    )
 
 
 # Sandbox time ----------------------------------------------------------------------
@@ -423,7 +305,7 @@ def advance_sandbox_clock(
 
     def execute() -> Any:
         now = advance_clock(sandbox.clock, sandbox.store, sandbox.scheduler, duration, request=key)
-        return views.json_reply(
+        return representations.json_reply(
             contract.SandboxClock(now=now, offset_seconds=sandbox.clock.offset.total_seconds())
         )
 
@@ -441,7 +323,7 @@ def sandbox_clock(actor: ActorDep, settings: SettingsDep, request: Request) -> R
     sandbox: SandboxTime = request.app.state.sandbox
     sandbox.clock.refresh()  # another replica or the worker's caller may have moved it
     return to_response(
-        views.json_reply(
+        representations.json_reply(
             contract.SandboxClock(
                 now=sandbox.clock.now(), offset_seconds=sandbox.clock.offset.total_seconds()
             )
@@ -465,15 +347,11 @@ def healthz() -> contract.Health:
     tags=["meta"],
     responses={503: {"model": contract.Health, "description": "the store is unreachable"}},
 )
-def readyz(application: AppDep, request: Request) -> Response:
+def readyz(application: AppDep) -> Response:
     """The event store answers (within about a second while it is away, saying why); and
     how many events the readers set aside."""
     try:
-        application.recorder.max_notification_id()
-        quarantine: Quarantine | None = getattr(request.app.state, "quarantine", None)
-        if quarantine is None:
-            quarantine = request.app.state.quarantine = Quarantine(application)
-        quarantined = quarantine.count()
+        quarantined = application.operations.readiness()
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.debug("not ready: %s", reason)

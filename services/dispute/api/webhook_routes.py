@@ -26,9 +26,9 @@ from services.dispute.infrastructure.idempotency import StoredResponse
 from shared import contract
 from shared.permissions import may_command
 
-from . import views
-from .commands import run_plain, to_response
+from . import representations
 from .dependencies import ActorDep, CallDep, SettingsDep
+from .idempotency import run_plain, to_response
 from .problems import ApiProblem
 from .routes import PROBLEMS
 
@@ -106,7 +106,7 @@ def create_webhook(
             check_url(body.url, allow_private=settings.webhooks_allow_private)
         except UnsafeDestination as refused:
             raise InvalidInput("url", refused.rule, str(refused)) from None
-        position = call.application.recorder.max_notification_id() or 0
+        position = call.application.operations.head()
         try:
             sub = _store(request).create(
                 owner, body.url, events, body.description, position=position, now=time.time()
@@ -119,7 +119,7 @@ def create_webhook(
                 f"a service may have at most {MAX_SUBSCRIPTIONS_PER_OWNER} webhooks; delete one",
             ) from None
         created = contract.WebhookCreated(**webhook_view(sub).model_dump(), secret=sub.secret)
-        return views.json_reply(created, 201, {"Location": f"/v1/webhooks/{sub.id}"})
+        return representations.json_reply(created, 201, {"Location": f"/v1/webhooks/{sub.id}"})
 
     return run_plain(request, call, execute)
 
@@ -130,14 +130,16 @@ def list_webhooks(request: Request, actor: ActorDep) -> Response:
     owner = _service(actor, "list webhooks")
     subs = _store(request).owned(owner)
     return to_response(
-        views.json_reply(contract.WebhookList(webhooks=[webhook_view(s) for s in subs]))
+        representations.json_reply(contract.WebhookList(webhooks=[webhook_view(s) for s in subs]))
     )
 
 
 @webhooks_router.get("/webhooks/{webhook_id}", response_model=contract.Webhook, responses=PROBLEMS)
 def get_webhook(webhook_id: str, request: Request, actor: ActorDep) -> Response:
     owner = _service(actor, "read webhooks")
-    return to_response(views.json_reply(webhook_view(_find(_store(request), owner, webhook_id))))
+    return to_response(
+        representations.json_reply(webhook_view(_find(_store(request), owner, webhook_id)))
+    )
 
 
 @webhooks_router.delete("/webhooks/{webhook_id}", status_code=204, responses=PROBLEMS)
@@ -187,7 +189,7 @@ def webhook_deliveries(
         ],
         next_before=logged[-1].id if len(logged) == limit else None,
     )
-    return to_response(views.json_reply(page))
+    return to_response(representations.json_reply(page))
 
 
 @webhooks_router.post(
@@ -206,13 +208,13 @@ def replay_webhook(
 
     def execute() -> StoredResponse:
         _find(store, owner, webhook_id)
-        end = call.application.recorder.max_notification_id() or 0
+        end = call.application.operations.head()
         if body.after > end:
             raise InvalidInput(
                 "after", "maximum", f"after must be at most the feed's last position, {end}"
             )
         if not store.replay(owner, webhook_id, body.after, time.time()):
             raise NotFound("webhook", webhook_id)
-        return views.json_reply(webhook_view(_find(store, owner, webhook_id)), 202)
+        return representations.json_reply(webhook_view(_find(store, owner, webhook_id)), 202)
 
     return run_plain(request, call, execute)

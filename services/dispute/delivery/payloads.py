@@ -25,7 +25,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
-from services.dispute.api import views
+from services.dispute.api import representations
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Actor, Dispute, Order, Role
 
@@ -59,7 +59,7 @@ def undecodable(notification: Notification) -> Payload:
     event_type = event_type_of(notification.topic)
     version = notification.originator_version
     event = {
-        "id": views.event_id(notification.originator_id, version),
+        "id": representations.event_id(notification.originator_id, version),
         "version": version,
         "type": event_type,
         "position": notification.id,
@@ -130,19 +130,19 @@ class Payloads:
             dispute: Dispute = self.aggregate_after(event)
             data["dispute_id"] = str(event.originator_id)
             aggregate: dict[str, Any] = {
-                "dispute": views.dispute_view(dispute, SUBSCRIBER, historical=True)
+                "dispute": representations.dispute_view(dispute, SUBSCRIBER, historical=True)
             }
             order_ref = dispute.order_ref
         else:
             order: Order = self.aggregate_after(event)
             data["order_id"] = order.order_ref
-            aggregate = {"order": views.order_view(order)}
+            aggregate = {"order": representations.order_view(order)}
             order_ref = order.order_ref
         data["version"] = version
-        feed_event = views.feed_event_view(notification.id, event, lambda _: order_ref)
-        data["event"] = json.loads(views.dumps(feed_event))
+        feed_event = representations.feed_event_view(notification.id, event, lambda _: order_ref)
+        data["event"] = json.loads(representations.dumps(feed_event))
         for key, model in aggregate.items():
-            data[key] = json.loads(views.dumps(model))
+            data[key] = json.loads(representations.dumps(model))
         body = {"type": feed_event.type, "timestamp": data["event"]["at"], "data": data}
         return Payload(
             event_id=feed_event.id,

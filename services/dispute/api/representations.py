@@ -1,4 +1,5 @@
-"""Representations: aggregates and events as the contract's response shapes."""
+"""HTTP representations: aggregates and events as the contract's response shapes, and
+the stored responses (status, headers, JSON body) the routes answer and replay."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.dispute.domain import Actor, Dispute, Order, recommend, rules
 from services.dispute.infrastructure.idempotency import StoredResponse
+from services.dispute.operations import FeedPage
 from shared import contract
 from shared.permissions import SEES_RECOMMENDATION
 
@@ -32,12 +34,16 @@ def event_id(originator_id: UUID | str, version: int) -> str:
     return str(uuid5(EVENT_ID_NAMESPACE, f"{UUID(str(originator_id))}/{version}"))
 
 
-def _money(amount: int | None, currency: str) -> dict[str, Any] | None:
-    return None if amount is None else {"amount": amount, "currency": currency}
+# The domain's plain strings as the contract's vocabularies, checked (a value outside
+# the contract is an error here, not a malformed answer).
+_STATE: TypeAdapter[contract.State] = TypeAdapter(contract.State)
+_TURN: TypeAdapter[contract.PartyName | None] = TypeAdapter(contract.PartyName | None)
+_REQUESTED: TypeAdapter[contract.RequestedResolution] = TypeAdapter(contract.RequestedResolution)
+_OUTCOME: TypeAdapter[contract.Outcome | None] = TypeAdapter(contract.Outcome | None)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+def _money(amount: int | None, currency: str) -> contract.Money | None:
+    return None if amount is None else contract.Money(amount=amount, currency=currency)
 
 
 def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) -> contract.Dispute:
@@ -47,16 +53,20 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
     ruling = dispute.ruling
     resolution = dispute.resolution
     shipment = dispute.return_shipment
-    view = contract.Dispute(  # type: ignore[call-arg]
+    # `return` on the wire, a keyword in Python: passed by its alias.
+    aliased: dict[str, Any] = {
+        "return": None if shipment is None else contract.Return.model_validate(shipment)
+    }
+    view = contract.Dispute(
         id=str(dispute.id),
         order_id=dispute.order_ref,
         buyer_id=dispute.buyer_id,
         seller_id=dispute.seller_id,
-        state=dispute.state,  # type: ignore[arg-type]
-        turn=dispute.turn,  # type: ignore[arg-type]
+        state=_STATE.validate_python(dispute.state),
+        turn=_TURN.validate_python(dispute.turn),
         reason=dispute.reason,
         description=dispute.description,
-        requested_resolution=dispute.requested_resolution,  # type: ignore[arg-type]
+        requested_resolution=_REQUESTED.validate_python(dispute.requested_resolution),
         amount=contract.Money(amount=dispute.requested_amount, currency=cur),
         order_amount=contract.Money(amount=dispute.order_amount, currency=cur),
         payment_method=dispute.payment_method,
@@ -66,7 +76,7 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
         if offer is None
         else contract.Offer(
             type=offer["type"],
-            amount=_money(offer["amount"], cur),  # type: ignore[arg-type]
+            amount=_money(offer["amount"], cur),
             message=offer["message"],
             made_at=offer["made_at"],
         ),
@@ -74,10 +84,10 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
         if resolution is None
         else contract.Resolution(
             settlement=resolution["settlement"],
-            amount=_money(resolution["amount"], cur),  # type: ignore[arg-type]
+            amount=_money(resolution["amount"], cur),
             via=resolution["via"].replace("_", "-"),
         ),
-        outcome=dispute.outcome,  # type: ignore[arg-type]
+        outcome=_OUTCOME.validate_python(dispute.outcome),
         refund=None
         if refund is None
         else contract.Refund(
@@ -88,7 +98,6 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
             reference=refund["reference"],
             failures=[contract.RefundFailure.model_validate(f) for f in refund["failures"]],
         ),
-        return_=None if shipment is None else contract.Return.model_validate(shipment),
         ruling=None if ruling is None else ruling_view(ruling, cur, _final_at(dispute)),
         appeal=None if dispute.appeal is None else appeal_view(dispute.appeal, cur),
         chargeback=None
@@ -107,15 +116,19 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
         policy_version=str(dispute.policy.get("version", "")),
         # Nothing can be done to a past version: actions apply to the dispute as it is now.
         allowed_actions=[] if historical else dispute.allowed_actions(actor),
+        **aliased,
     )
     if actor.role in SEES_RECOMMENDATION:
         rec = recommend(dispute)
-        view.recommendation = contract.Recommendation(
-            decision=rec.decision,  # type: ignore[arg-type]
-            amount=_money(rec.amount, cur),  # type: ignore[arg-type]
-            return_required=rec.return_required,
-            basis=rec.basis,
-            differs_from_ruling=rec.differs_from_ruling,
+        # Validated as data: the contract's vocabulary of recommendations has a `none`.
+        view.recommendation = contract.Recommendation.model_validate(
+            {
+                "decision": rec.decision,
+                "amount": _money(rec.amount, cur),
+                "return_required": rec.return_required,
+                "basis": rec.basis,
+                "differs_from_ruling": rec.differs_from_ruling,
+            }
         )
     return view
 
@@ -128,10 +141,10 @@ def _final_at(dispute: Dispute) -> datetime | None:
     if dispute.state == rules.RULED:
         for deadline in dispute.deadlines:
             if deadline["kind"] == "appeal_window":
-                return deadline["due_at"]
-    if "final_at" not in ruling:
-        return ruling.get("at")
-    return ruling["final_at"]
+                window_ends: datetime = deadline["due_at"]
+                return window_ends
+    final_at: datetime | None = ruling["final_at"] if "final_at" in ruling else ruling.get("at")
+    return final_at
 
 
 def ruling_view(
@@ -139,7 +152,7 @@ def ruling_view(
 ) -> contract.Ruling:
     return contract.Ruling(
         decision=ruling["decision"],
-        amount=_money(ruling["amount"], currency),  # type: ignore[arg-type]
+        amount=_money(ruling["amount"], currency),
         return_shipping_paid_by=ruling["return_shipping_paid_by"],
         rationale=ruling["rationale"],
         by=ruling["agent_id"],
@@ -186,7 +199,7 @@ def order_view(order: Order) -> contract.Order:
                 recorded_at=c["recorded_at"],
                 dispute_id=c["dispute_id"],
                 double_recovery=c["double_recovery"],
-                amount_at_risk=_money(c["amount_at_risk"], order.currency),  # type: ignore[arg-type]
+                amount_at_risk=_money(c["amount_at_risk"], order.currency),
             )
             for c in getattr(order, "chargebacks", [])
         ],
@@ -196,7 +209,7 @@ def order_view(order: Order) -> contract.Order:
 
 def jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return _utc(value).isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Mapping):
@@ -236,6 +249,21 @@ def feed_event_view(
         stream, stream_id = "order", order_ref(event.originator_id)
     return contract.FeedEvent(
         position=position, stream=stream, stream_id=stream_id, **event_fields(event)
+    )
+
+
+def feed_view(page: FeedPage) -> contract.EventFeed:
+    return contract.EventFeed(
+        events=[
+            contract.FeedEvent(
+                position=entry.position,
+                stream=entry.stream,
+                stream_id=entry.stream_id,
+                **event_fields(entry.event),
+            )
+            for entry in page.entries
+        ],
+        next_after=page.next_after,
     )
 
 
