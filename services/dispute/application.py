@@ -37,7 +37,6 @@ from .domain import (
 )
 from .domain.commands import Command
 from .domain.values import Actor, Context, Role
-from .operations import Operations
 
 SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 
@@ -66,8 +65,6 @@ class DisputeApplication(Application[UUID]):
         super().__init__(env=env)
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or Policy()
-        # The feed, readiness and verification reads, for the HTTP layer.
-        self.operations = Operations(self)
 
     def context(self, actor: Actor, correlation_id: str) -> Context:
         """Who, when, and which request (its id, and its trace when it has one)."""

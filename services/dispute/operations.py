@@ -1,8 +1,8 @@
 """What the HTTP layer asks of the service besides commands and dispute queries: the
-event feed, readiness, the stored history a verification checks, the Merkle tree's
-store, and the store of idempotent responses. The application exposes it as
-`DisputeApplication.operations`, so the routes never reach for the recorder, the mapper
-or the repository themselves.
+event feed, readiness, the stored history a verification checks, the events' database
+(the Merkle tree's tables live beside them), and the store of idempotent responses.
+The service's wiring (api/app.py) makes one per application, so the routes never reach
+for the recorder, the mapper or the repository themselves.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from .audit import read_chain
 from .domain import Actor, Dispute, DisputeNotFound, Order
 from .infrastructure.idempotency import IdempotencyStore
 from .quarantine import Quarantine
-from .transparency.tree import TreeStore
 
 if TYPE_CHECKING:
     from .application import DisputeApplication
@@ -59,7 +58,6 @@ class Operations:
         self._app = application
         self._lock = threading.Lock()
         self._quarantine: Quarantine | None = None
-        self._tree: TreeStore | None = None
 
     def feed(self, after: int, limit: int) -> FeedPage:
         """Every event of every dispute and order after position `after`, in commit order."""
@@ -112,13 +110,6 @@ class Operations:
         if events and ".dispute:" not in events[0].topic.lower():
             raise DisputeNotFound(ref)  # an order's history
         return StoredHistory(aggregate_id, events, hashes)
-
-    def merkle_tree(self) -> TreeStore:
-        """The Merkle log's tables, in the events' database."""
-        with self._lock:
-            if self._tree is None:
-                self._tree = TreeStore(self.datastore)
-            return self._tree
 
     @property
     def datastore(self) -> Any:

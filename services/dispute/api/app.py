@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from services.dispute.application import DisputeApplication
 from services.dispute.delivery.store import WebhookStore
 from services.dispute.metrics import Sampler, sample_pool
+from services.dispute.operations import Operations
 from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
 from services.dispute.settings import Settings, load_settings
 from shared import observability, tracing
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
         )
         app.state.application = application
+        app.state.operations = Operations(application)
         app.state.webhooks = await anyio.to_thread.run_sync(
             lambda: WebhookStore(application, create=settings.create_tables)
         )

@@ -27,7 +27,7 @@ from services.dispute.transparency.verify import check_case
 from shared import contract
 
 from . import representations
-from .dependencies import ActorDep, AppDep, SettingsDep
+from .dependencies import ActorDep, OperationsDep, SettingsDep
 from .idempotency import to_response
 from .problems import ApiProblem
 from .routes import PROBLEMS
@@ -67,11 +67,12 @@ class Log:
         return (open_checkpoint(note, self.verifier), note) if note else None
 
 
-def get_log(request: Request, application: AppDep, settings: SettingsDep) -> Log:
+def get_log(request: Request, operations: OperationsDep, settings: SettingsDep) -> Log:
     log: Log | None = getattr(request.app.state, "merkle_log", None)
-    store = application.operations.merkle_tree()
-    if log is None or log.store is not store:
+    datastore = operations.datastore
+    if log is None or log.store.datastore is not datastore:
         with _lock:
+            store = TreeStore(datastore)
             if settings.create_tables:
                 store.create_table()
             log = Log(
@@ -125,9 +126,9 @@ def _held(log: Log, size: int | None) -> tuple[Checkpoint, str]:
     summary="Recomputes the dispute's hash chain and checks it against the Merkle log",
 )
 def verify_dispute(
-    dispute_id: contract.Id, application: AppDep, actor: ActorDep, log: LogDep
+    dispute_id: contract.Id, operations: OperationsDep, actor: ActorDep, log: LogDep
 ) -> Response:
-    history = application.operations.stored_history(actor, dispute_id)
+    history = operations.stored_history(actor, dispute_id)
     aggregate_id, events = history.aggregate_id, history.events
     report = check_case(log.store, log.directory, lambda: log.verifier, str(aggregate_id), events)
     if not events and not report.findings:

@@ -18,6 +18,7 @@ from services.dispute.application import DisputeApplication
 from services.dispute.domain import Actor, InvalidInput, RoleNotPermitted
 from services.dispute.domain.values import Role
 from services.dispute.infrastructure.idempotency import IdempotencyStore
+from services.dispute.operations import Operations
 from services.dispute.settings import Settings
 from shared.permissions import CALLER_ROLES, may_call
 
@@ -39,8 +40,15 @@ async def get_application(request: Request) -> DisputeApplication:
     return application
 
 
+async def get_operations(request: Request) -> Operations:
+    operations: Operations = request.app.state.operations
+    return operations
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AppDep = Annotated[DisputeApplication, Depends(get_application)]
+# The feed, readiness and verification reads of the application.
+OperationsDep = Annotated[Operations, Depends(get_operations)]
 
 
 async def authenticate(
@@ -83,6 +91,7 @@ class Call:
     """One authenticated request: who, which request, and its command headers."""
 
     application: DisputeApplication
+    operations: Operations
     store: IdempotencyStore | None
     settings: Settings
     actor: Actor
@@ -110,6 +119,7 @@ def parse_if_match(value: str | None) -> int | None:
 async def get_call(
     request: Request,
     application: AppDep,
+    operations: OperationsDep,
     settings: SettingsDep,
     actor: ActorDep,
     body: Annotated[bytes, Depends(raw_body)],
@@ -124,7 +134,8 @@ async def get_call(
         )
     return Call(
         application=application,
-        store=application.operations.idempotency_store,
+        operations=operations,
+        store=operations.idempotency_store,
         settings=settings,
         actor=actor,
         request_id=request.state.request_id,

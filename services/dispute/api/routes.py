@@ -28,7 +28,7 @@ from shared import contract
 
 from . import representations
 from .actions import add_action_routes
-from .dependencies import ActorDep, AppDep, CallDep, SettingsDep
+from .dependencies import ActorDep, AppDep, CallDep, OperationsDep, SettingsDep
 from .idempotency import run, run_plain, to_response
 from .inputs import evidence_items, to_money
 from .problems import ApiProblem, unknown_action
@@ -238,7 +238,7 @@ def unknown(dispute_id: str, action: str, actor: ActorDep) -> Response:
 
 @router.get("/events", response_model=contract.EventFeed, responses=PROBLEMS, tags=["feed"])
 def event_feed(
-    application: AppDep,
+    operations: OperationsDep,
     actor: ActorDep,
     after: Annotated[
         int, Query(ge=0, le=contract.POSITION_MAX, description="the last position read")
@@ -246,7 +246,7 @@ def event_feed(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Every event of every dispute and order, in commit order (service, agent, auditor)."""
-    feed = representations.feed_view(application.operations.feed(after, limit))
+    feed = representations.feed_view(operations.feed(after, limit))
     return to_response(representations.json_reply(feed))
 
 
@@ -347,11 +347,11 @@ def healthz() -> contract.Health:
     tags=["meta"],
     responses={503: {"model": contract.Health, "description": "the store is unreachable"}},
 )
-def readyz(application: AppDep) -> Response:
+def readyz(operations: OperationsDep) -> Response:
     """The event store answers (within about a second while it is away, saying why); and
     how many events the readers set aside."""
     try:
-        quarantined = application.operations.readiness()
+        quarantined = operations.readiness()
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.debug("not ready: %s", reason)

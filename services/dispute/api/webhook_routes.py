@@ -106,7 +106,7 @@ def create_webhook(
             check_url(body.url, allow_private=settings.webhooks_allow_private)
         except UnsafeDestination as refused:
             raise InvalidInput("url", refused.rule, str(refused)) from None
-        position = call.application.operations.head()
+        position = call.operations.head()
         try:
             sub = _store(request).create(
                 owner, body.url, events, body.description, position=position, now=time.time()
@@ -208,7 +208,7 @@ def replay_webhook(
 
     def execute() -> StoredResponse:
         _find(store, owner, webhook_id)
-        end = call.application.operations.head()
+        end = call.operations.head()
         if body.after > end:
             raise InvalidInput(
                 "after", "maximum", f"after must be at most the feed's last position, {end}"
