@@ -12,6 +12,7 @@ from an HTTP body. Field names are the HTTP body's field names (`from_` for `fro
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -35,6 +36,14 @@ class EvidenceItem:
 
 
 Evidence = tuple[EvidenceItem, ...]
+
+
+def evidence_mappings(
+    items: Iterable[EvidenceItem | Mapping[str, Any]],
+) -> list[Mapping[str, Any]]:
+    """Evidence as `values.evidence_items` checks it: a command's items, or the mappings a
+    direct caller of the Dispute gives."""
+    return [item.as_dict() if isinstance(item, EvidenceItem) else item for item in items]
 
 
 @dataclass(frozen=True, kw_only=True)
