@@ -250,13 +250,15 @@ def timed(pids: dict[str, int], target: str, run: Callable[[], dict[str, Any]]) 
     return result
 
 
-def summary(passes: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, Any]:
+def summary(
+    passes: list[dict[str, dict[str, dict[str, Any]]]], targets: tuple[str, ...] = TARGETS
+) -> dict[str, Any]:
     """Per concurrency and target: medians over the passes, and the ratios to the peer
     taken within each pass."""
     out: dict[str, Any] = {}
     for clients in passes[0]:
         out[clients] = {}
-        for target in TARGETS:
+        for target in targets:
             runs = [p[clients][target] for p in passes]
             peers = [p[clients]["peer"] for p in passes]
             ratios = [r["per_s"] / max(q["per_s"], 1e-9) for r, q in zip(runs, peers, strict=True)]
@@ -290,7 +292,7 @@ def summary(passes: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, Any
 
 def measure(
     url: str, *, clients: tuple[int, ...], passes: int, seconds: float, processes: int,
-    threads: int, log: Callable[[str], None],
+    threads: int, log: Callable[[str], None], targets: tuple[str, ...] = TARGETS,
 ) -> dict[str, Any]:  # fmt: skip
     """The four targets, `passes` times at each concurrency; see the module's doc."""
     who = parties(max(clients))
@@ -302,7 +304,7 @@ def measure(
         service_disputes = open_service_disputes(stack, who)
         peer_disputes = plain.seed(url, schema, who, DISPUTES_PER_CLIENT)
         tokens = bearer(stack)
-        targets: dict[str, tuple[str, Headers, list[list[str]]]] = {
+        served: dict[str, tuple[str, Headers, list[list[str]]]] = {
             "peer": (yardsticks["peer"].url, tokens, peer_disputes),
             "floor": (yardsticks["floor"].url, tokens, peer_disputes),
             "direct": (stack.service_url, internal_headers, service_disputes),
@@ -310,16 +312,16 @@ def measure(
         }
         pids = {name: p.pid for name, p in stack.processes.items()}
         pids |= {name: s.process.pid for name, s in yardsticks.items()}
-        for base, headers, disputes in targets.values():  # warm-up: connections, caches
+        for base, headers, disputes in served.values():  # warm-up: connections, caches
             message_loop(base, headers, who[:4], disputes[:4], 1.0, warmup=0)
         results: list[dict[str, dict[str, dict[str, Any]]]] = []
         for n in range(passes):
-            order = TARGETS[n % len(TARGETS) :] + TARGETS[: n % len(TARGETS)]
+            order = targets[n % len(targets) :] + targets[: n % len(targets)]
             this: dict[str, dict[str, dict[str, Any]]] = {}
             for c in clients:
                 this[str(c)] = {}
                 for target in order:
-                    base, headers, disputes = targets[target]
+                    base, headers, disputes = served[target]
                     run = partial(message_loop, base, headers, who[:c], disputes[:c], seconds)
                     result = timed(pids, target, run)
                     this[str(c)][target] = result
@@ -330,7 +332,7 @@ def measure(
     return {
         "command": "POST /v1/disputes/{id}/messages",
         "passes": results,
-        "summary": summary(results),
+        "summary": summary(results, targets),
         "peer_processes": PEER_PROCESSES,
         "service_processes": processes,
         "disputes_per_client": DISPUTES_PER_CLIENT,
@@ -349,11 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--out", type=Path, help="write the whole result here as JSON")
     args = parser.parse_args(argv)
     result = measure(
         database_url(), clients=tuple(args.clients), passes=args.passes, seconds=args.seconds,
-        processes=args.processes, threads=args.threads,
+        processes=args.processes, threads=args.threads, targets=tuple(args.targets),
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
     if args.out:
