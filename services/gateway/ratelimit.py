@@ -1,10 +1,11 @@
 """Rate limiting per principal (its role's limits) and, for requests without valid
-credentials, per client address; with the `limits` library (moving window).
+credentials, per client address, in a moving window; the limits are `limits` items
+(DISPUTES_RATE_LIMIT and the like, parsed by the `limits` library).
 
-In memory by default: each gateway process counts on its own. With DISPUTES_REDIS_URL
-the count lives in Redis, shared by every gateway replica. If Redis cannot be reached the
-request is let through and a warning logged: the limit protects the service, it must not
-take the API down with it.
+In memory by default: each gateway process counts on its own (a count of our own, with
+no threads). With DISPUTES_REDIS_URL the count lives in Redis, shared by every gateway
+replica. If Redis cannot be reached the request is let through and a warning logged: the
+limit protects the service, it must not take the API down with it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import limits
 import limits.aio.strategies
-import limits.strategies
 import redis.asyncio
 from limits.aio.storage import RedisStorage
-from limits.storage import MemoryStorage
 
 from .auth import Principal
 
@@ -48,16 +49,39 @@ def _seconds_until(reset_time: float) -> int:
 
 
 class MemoryRateLimiter:
-    """One process's count. Cheap, synchronous calls: fine on the event loop."""
+    """One process's count: the same moving window as `limits`' (a hit is refused while
+    the window already holds `amount` hits; the wait is until the oldest leaves it), kept
+    in a deque of hit times per limit and key. No threads: `limits`' MemoryStorage starts
+    a timer thread whenever its last one has ended, which under load is about every
+    request and cost the gateway about a fifth of its CPU. Old hits leave a key's deque
+    when it is hit again; keys left idle are swept at most once a second."""
 
-    def __init__(self) -> None:
-        self._limiter = limits.strategies.MovingWindowRateLimiter(MemoryStorage())
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: dict[tuple[int, int, str], deque[float]] = {}
+        self._next_sweep = 0.0
 
     async def retry_after(self, key: str, items: list[limits.RateLimitItem]) -> int | None:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
         for item in items:
-            if not self._limiter.hit(item, key):
-                return _seconds_until(self._limiter.get_window_stats(item, key).reset_time)
+            window = item.get_expiry()
+            hits = self._hits.setdefault((item.amount, window, key), deque())
+            while hits and hits[0] < now - window:
+                hits.popleft()
+            if len(hits) >= item.amount:
+                return max(1, math.ceil(hits[0] + window - now))
+            hits.append(now)
         return None
+
+    def _sweep(self, now: float) -> None:
+        idle = [k for k, hits in self._hits.items() if not hits or hits[-1] < now - k[1]]
+        for k in idle:
+            del self._hits[k]
+        self._next_sweep = now + self.SWEEP_SECONDS
 
     async def close(self) -> None:
         return None
