@@ -4,12 +4,19 @@ Only HS256 is accepted (an explicit allow-list: `alg: none` and every other algo
 are refused), `exp` is required, and the issuer and audience are checked when they are
 configured. Minting lives here too, so the CLI and the tests make exactly what the
 gateway checks.
+
+`TokenCache` keeps the principal of each token it verified, keyed by the exact token,
+until the token's `exp`: a client sends the same token with every request, and checking
+its signature and claims again each time cost about a tenth of the gateway's CPU. A
+token refused is never kept; one past its `exp` is checked again (and so refused).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import get_args
 
@@ -35,17 +42,54 @@ class AuthenticationError(Exception):
     """No usable credentials; the message says what to fix (401)."""
 
 
-def principal_from_header(authorization: str | None, settings: GatewaySettings) -> Principal:
+def principal_from_header(
+    authorization: str | None, settings: GatewaySettings, cache: TokenCache | None = None
+) -> Principal:
     if not authorization:
         raise AuthenticationError("send Authorization: Bearer <token>")
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+    if cache is not None:
+        return cache.principal(token)
     return verify_token(token, settings)
 
 
+class TokenCache:
+    """The principals of verified tokens until each one's `exp`; at most `size` of them
+    (the oldest verified leaves first). `clock` is the wall clock `exp` is read against."""
+
+    def __init__(
+        self, settings: GatewaySettings, size: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self._size = size
+        self._clock = clock
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
+
+    def principal(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if self._clock() < known[1]:
+                return known[0]
+            del self._verified[token]
+        principal, exp = verify_claims(token, self._settings)
+        self._verified[token] = (principal, exp)
+        if len(self._verified) > self._size:
+            self._verified.popitem(last=False)
+        return principal
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+
 def verify_token(token: str, settings: GatewaySettings) -> Principal:
+    return verify_claims(token, settings)[0]
+
+
+def verify_claims(token: str, settings: GatewaySettings) -> tuple[Principal, int]:
+    """The token's principal and its `exp`, or AuthenticationError saying what is wrong."""
     try:
         claims = jwt.decode(
             token,
@@ -80,7 +124,8 @@ def verify_token(token: str, settings: GatewaySettings) -> Principal:
         raise AuthenticationError("the token's role must be one of " + ", ".join(sorted(ROLES)))
     if not isinstance(sub, str) or not _SUB.fullmatch(sub):
         raise AuthenticationError("the token's sub must be 1 to 128 letters, digits or . _ : @ -")
-    return Principal(id=sub, role=role)
+    exp = claims["exp"]  # check_times made sure it is a whole number
+    return Principal(id=sub, role=role), exp
 
 
 def check_times(claims: dict[str, object], settings: GatewaySettings) -> None:

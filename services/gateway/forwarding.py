@@ -22,7 +22,7 @@ from yarl import URL
 from shared.contract import Health
 from shared.trace_context import current_traceparent
 
-from .auth import AuthenticationError, Principal, principal_from_header
+from .auth import AuthenticationError, Principal, TokenCache, principal_from_header
 from .problems import GatewayProblem, gateway_problem
 from .ratelimit import RateLimiter, address_key, principal_key
 from .settings import GatewaySettings
@@ -84,6 +84,8 @@ class Forwarder:
         self.settings = settings
         self.client = client
         self.limiter = limiter
+        self.tokens = TokenCache(settings)
+        self._role_limits: dict[str, list[limits.RateLimitItem]] = {}
 
     async def __call__(self, request: Request, roles: frozenset[str]) -> Response:
         try:
@@ -101,7 +103,7 @@ class Forwarder:
             raise
         await self.limit(
             principal_key(principal),
-            self.settings.role_limits(principal.role),
+            self.role_limits(principal.role),
             self.settings.role_rate_limits.get(principal.role, self.settings.rate_limit),
             "this principal",
         )
@@ -113,6 +115,12 @@ class Forwarder:
             )
         body = await self.read_body(request)
         return await self.forward(request, principal, body)
+
+    def role_limits(self, role: str) -> list[limits.RateLimitItem]:
+        """The role's limits, parsed once (the settings hold them as text)."""
+        if role not in self._role_limits:
+            self._role_limits[role] = self.settings.role_limits(role)
+        return self._role_limits[role]
 
     async def limit(
         self, key: str, items: list[limits.RateLimitItem], described: str, whose: str
@@ -127,7 +135,9 @@ class Forwarder:
 
     def authenticate(self, request: Request) -> Principal:
         try:
-            return principal_from_header(request.headers.get("authorization"), self.settings)
+            return principal_from_header(
+                request.headers.get("authorization"), self.settings, self.tokens
+            )
         except AuthenticationError as exc:
             raise gateway_problem(
                 "unauthenticated",
