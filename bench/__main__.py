@@ -339,7 +339,7 @@ def measure_versus(url: str, plan: Plan, log: Any) -> dict[str, Any]:
     clients = tuple(c for c in plan.clients if c > 1)  # the closed loop's 8 and 32
     return versus.measure(
         url, clients=clients, passes=plan.versus_passes, seconds=plan.versus_seconds,
-        processes=plan.service_processes, threads=16, log=log,
+        processes=plan.service_processes, threads=versus.SERVICE_THREADS, log=log,
     )  # fmt: skip
 
 

@@ -204,8 +204,10 @@ def _versus(results: dict[str, Any]) -> list[str]:
             )
     lines += [
         "",
-        f"The peer and the floor each ran as {out['peer_processes']} uvicorn worker processes, "
-        f"the dispute service as {out['service_processes']}; each client posted to its own "
+        f"The peer and the floor each ran as {out['peer_processes']} uvicorn worker processes "
+        f"({out.get('peer_pool_size', '?')} connections each), the dispute service as "
+        f"{out['service_processes']} ({out.get('service_threads', '?')} threads each); each "
+        "client posted to its own "
         f"{out['disputes_per_client']} disputes in turn. The peer: pydantic models, the "
         "gateway's bearer token checked in-process with PyJWT, an async psycopg 3 pool, one "
         "transaction of SELECT ... FOR UPDATE, UPDATE and INSERT of a history row, uvicorn's "

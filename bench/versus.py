@@ -44,10 +44,12 @@ from services.stack import Stack, free_port
 
 TARGETS = ("peer", "floor", "direct", "gateway")
 PEER_PROCESSES = 2
-# Connections per peer (and floor) worker process: more than the 2 cores can keep busy
-# with async code, and few enough that both yardsticks and the service stay under
+# Connections per peer (and floor) worker process, and the service's DISPUTES_THREADS
+# (threads and pooled connections per process): more than 2 cores keep busy, and few
+# enough that this part and the test suites other people run on the machine stay under
 # PostgreSQL's max_connections (100 here).
-PEER_POOL_SIZE = 8
+PEER_POOL_SIZE = 4
+SERVICE_THREADS = 8
 DISPUTES_PER_CLIENT = 4
 MESSAGE = {"body": "Any news about the parcel? It still has not arrived."}
 START_TIMEOUT_SECONDS = 60.0
@@ -334,7 +336,9 @@ def measure(
         "passes": results,
         "summary": summary(results, targets),
         "peer_processes": PEER_PROCESSES,
+        "peer_pool_size": PEER_POOL_SIZE,
         "service_processes": processes,
+        "service_threads": threads,
         "disputes_per_client": DISPUTES_PER_CLIENT,
     }
 
@@ -350,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=SERVICE_THREADS)
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--out", type=Path, help="write the whole result here as JSON")
     args = parser.parse_args(argv)
