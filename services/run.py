@@ -37,6 +37,12 @@ from types import FrameType
 
 from shared.ports import ensure_free
 
+# Modules run with `python -O` (assert statements stripped): the dispute service. The
+# eventsourcing library checks a runtime-checkable protocol with isinstance inside an
+# assert for every event it replays, which was half the time of loading a case; nothing
+# in this codebase keeps behaviour in an assert (rules raise their errors), and the
+# end-to-end tests run the service this way (services/stack.py).
+OPTIMIZED_MODULES = frozenset({"services.dispute"})
 READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 BAD_CONFIGURATION = 2  # the exit status of a child whose settings are refused
@@ -52,7 +58,7 @@ class Backoff:
     stable: float = 60.0
 
     def delay(self, deaths_in_a_row: int) -> float:
-        return min(self.most, self.first * 2 ** max(0, deaths_in_a_row - 1))
+        return float(min(self.most, self.first * 2 ** max(0, deaths_in_a_row - 1)))
 
 
 @dataclass
@@ -80,11 +86,16 @@ def _end_with_the_launcher() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def command(module: str) -> list[str]:
+    """`python [-O] -m module`, with this interpreter."""
+    return [sys.executable, *(["-O"] if module in OPTIMIZED_MODULES else []), "-m", module]
+
+
 def launch(child: Child) -> subprocess.Popen[bytes]:
     # A session of its own: Ctrl-C reaches only this launcher, which stops the children
     # in order instead of all of them at once.
     return subprocess.Popen(
-        [sys.executable, "-m", child.module],
+        command(child.module),
         env=dict(child.env) if child.env is not None else None,
         start_new_session=True,
         preexec_fn=_end_with_the_launcher,  # the launcher is single-threaded

@@ -1,7 +1,7 @@
 """The system's real processes on free loopback ports, for the end-to-end tests and the
 benchmark: the dispute service, the deadline worker, the projector, the delivery process,
-the notary and the gateway, each `python -m ...` as `make run` starts them, on PostgreSQL
-in a schema of their own.
+the notary and the gateway, each `python [-O] -m ...` as `make run` starts them, on
+PostgreSQL in a schema of their own.
 
 A development tool beside `services/run.py`; nothing in the services imports it.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pydantic import SecretStr
 
 from services.gateway.auth import mint_token
 from services.gateway.settings import GatewaySettings
+from services.run import command
 
 MODULES = {
     "service": "services.dispute",
@@ -91,7 +91,7 @@ class Stack:
     def start(self, name: str) -> None:
         log = (self.logs / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]], env=self.env(), stdout=log, stderr=log
+            command(MODULES[name]), env=self.env(), stdout=log, stderr=log
         )
         log.close()
 
