@@ -217,7 +217,9 @@ class Stack:
                 argv = (path.parent / "cmdline").read_bytes().split(b"\0")
             except (OSError, ValueError, IndexError):
                 continue
-            if len(argv) >= 3 and argv[1] == b"-m" and argv[2] == module:
+            # `python [-O] -m module ...`: the service runs with -O (services/run.py)
+            at = argv.index(b"-m") + 1 if b"-m" in argv[1:3] else 0
+            if at and argv[at : at + 1] == [module]:
                 return int(path.parent.name)
         return None
 
