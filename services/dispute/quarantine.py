@@ -24,9 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .infrastructure.backend import recorders_of
+from .infrastructure.quarantine import QUARANTINE_TABLE
+
+__all__ = ["QUARANTINE_TABLE", "Entry", "Quarantine", "main", "printable", "retry"]
+
 log = logging.getLogger(__name__)
 
-QUARANTINE_TABLE = "dispute_quarantine"
 MAX_ERROR = 2000
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -49,30 +53,18 @@ class Entry:
 
 
 class Quarantine:
-    """The quarantine table in the events' own database (SQLite or PostgreSQL)."""
+    """The quarantine table in the events' own database, through the backend's
+    `QuarantineRecorder` (services.dispute.infrastructure)."""
 
     def __init__(self, app_or_datastore: Any) -> None:
-        from .scheduler import _datastore_of, _Sql  # the scheduler's two-backend SQL
-
-        self._sql = _Sql(_datastore_of(app_or_datastore))
-        s = self._sql
-        with s.ddl() as c:
-            c.execute(
-                s.q(
-                    "CREATE TABLE IF NOT EXISTS {t} ("
-                    "reader text NOT NULL, position bigint NOT NULL, topic text NOT NULL, "
-                    "stream_id text NOT NULL, version bigint NOT NULL, error text NOT NULL, "
-                    f"quarantined_at {s.ts_type} NOT NULL, PRIMARY KEY (reader, position))",
-                    t=QUARANTINE_TABLE,
-                )
-            )
+        self.recorder = recorders_of(app_or_datastore).quarantine_recorder()
+        self.recorder.create_table()
 
     def record(
         self, reader: str, notification: Any, error: BaseException, cursor: Any = None
     ) -> None:
         """Keeps the notification aside for `reader` (in `cursor`'s transaction if given,
         else in one of its own) and logs it at error level."""
-        s = self._sql
         why = printable(f"{type(error).__name__}: {error}")
         topic = printable(str(getattr(notification, "topic", "")), 500)
         stream = printable(str(getattr(notification, "originator_id", "")), 200)
@@ -83,19 +75,9 @@ class Quarantine:
             stream,
             int(getattr(notification, "originator_version", 0) or 0),
             why,
-            s.ts(datetime.now(UTC)),
+            datetime.now(UTC),
         )
-        statement = s.q(
-            "INSERT INTO {t} (reader, position, topic, stream_id, version, error, "
-            "quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (reader, position) "
-            "DO UPDATE SET error = excluded.error, quarantined_at = excluded.quarantined_at",
-            t=QUARANTINE_TABLE,
-        )
-        if cursor is not None:
-            cursor.execute(statement, row)
-        else:
-            with s.transaction(commit=True) as c:
-                c.execute(statement, row)
+        self.recorder.record(row, cursor)
         log.error(
             "quarantined the event at position %d (%s, stream %s, version %s) for %s: %s",
             row[1],
@@ -107,25 +89,9 @@ class Quarantine:
         )
 
     def count(self, reader: str | None = None) -> int:
-        s = self._sql
-        where, params = ("WHERE reader = ?", (reader,)) if reader else ("", ())
-        with s.transaction(commit=False) as c:
-            c.execute(s.q(f"SELECT count(*) AS n FROM {{t}} {where}", t=QUARANTINE_TABLE), params)
-            return int(c.fetchone()["n"])
+        return self.recorder.count(reader)
 
     def entries(self, reader: str | None = None) -> list[Entry]:
-        s = self._sql
-        where, params = ("WHERE reader = ?", (reader,)) if reader else ("", ())
-        with s.transaction(commit=False) as c:
-            c.execute(
-                s.q(
-                    "SELECT reader, position, topic, stream_id, version, error, quarantined_at "
-                    f"FROM {{t}} {where} ORDER BY reader, position",
-                    t=QUARANTINE_TABLE,
-                ),
-                params,
-            )
-            rows = c.fetchall()
         return [
             Entry(
                 reader=r["reader"],
@@ -134,25 +100,14 @@ class Quarantine:
                 stream_id=r["stream_id"],
                 version=int(r["version"]),
                 error=r["error"],
-                quarantined_at=s.from_ts(r["quarantined_at"]) or datetime.now(UTC),
+                quarantined_at=r["quarantined_at"] or datetime.now(UTC),
             )
-            for r in rows
+            for r in self.recorder.entries(reader)
         ]
 
     def release(self, reader: str) -> list[int]:
         """Forgets the reader's quarantined events; returns their positions."""
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "SELECT position FROM {t} WHERE reader = ? ORDER BY position",
-                    t=QUARANTINE_TABLE,
-                ),
-                (reader,),
-            )
-            positions = [int(r["position"]) for r in c.fetchall()]
-            c.execute(s.q("DELETE FROM {t} WHERE reader = ?", t=QUARANTINE_TABLE), (reader,))
-        return positions
+        return self.recorder.release(reader)
 
 
 # The command ----------------------------------------------------------------------------

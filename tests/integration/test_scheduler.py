@@ -320,13 +320,13 @@ def test_a_failed_sync_leaves_table_and_position_unchanged(backend: dict[str, st
         act(app, SELLER, "c", str(first), "offer", {"type": "full_refund"})
 
         # Break the table for real (a constraint the rows violate) and sync.
-        with scheduler._sql.transaction(commit=True) as c:
-            table = scheduler._sql.table(PENDING_TABLE)
+        with scheduler.recorder.transaction(commit=True) as c:
+            table = scheduler.recorder.table(PENDING_TABLE)
             c.execute(f"ALTER TABLE {table} RENAME TO broken_pending")
         with pytest.raises(Exception, match=r"(?i)dispute_pending_deadlines|no such table"):
             scheduler.sync()
-        with scheduler._sql.transaction(commit=True) as c:
-            broken = scheduler._sql.table("broken_pending")
+        with scheduler.recorder.transaction(commit=True) as c:
+            broken = scheduler.recorder.table("broken_pending")
             c.execute(f"ALTER TABLE {broken} RENAME TO {PENDING_TABLE}")
         assert (scheduler.pending(), scheduler.position()) == before
 
@@ -342,7 +342,7 @@ def test_due_query_uses_the_index_not_a_scan(tmp_path: object) -> None:
     env = sqlite_env(tmp_path)  # type: ignore[arg-type]
     with dispute_app(env, FixedClock(T0)) as app:
         scheduler = DeadlineScheduler(app)
-        with scheduler._sql.transaction(commit=False) as c:
+        with scheduler.recorder.transaction(commit=False) as c:
             c.execute(
                 f"EXPLAIN QUERY PLAN SELECT dispute_id, version FROM {PENDING_TABLE} "
                 "WHERE check_at <= ? ORDER BY check_at LIMIT ?",

@@ -29,89 +29,37 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.dispute.application import DisputeApplication
+from services.dispute.infrastructure.backend import recorders_of
 from services.dispute.infrastructure.pool import TRANSIENT_ERRORS
-from services.dispute.scheduler import _Sql
 
 from .payloads import Payload, Payloads
 
 log = logging.getLogger("services.dispute.delivery.jetstream")
 
-POSITIONS_TABLE = "event_relay_positions"
 ACK_TIMEOUT_SECONDS = 10.0
 
 
 class RelayPositions:
-    """Relay positions with a lease each, in the events' database."""
+    """Relay positions with a lease each, in the events' database (its backend's
+    `RelayPositionRecorder`, services.dispute.infrastructure)."""
 
     def __init__(self, app: DisputeApplication, *, create: bool = True) -> None:
-        self._sql = _Sql(app.recorder.datastore)  # type: ignore[attr-defined]
+        self.recorder = recorders_of(app).relay_position_recorder()
         if create:
-            s = self._sql
-            real = "double precision" if s.postgres else "REAL"
-            with s.ddl() as c:
-                c.execute(
-                    s.q(
-                        "CREATE TABLE IF NOT EXISTS {t} (name text PRIMARY KEY, "
-                        f"position bigint NOT NULL, claimed_by text, lease_until {real})",
-                        t=POSITIONS_TABLE,
-                    )
-                )
+            self.recorder.create_table()
 
     def claim(self, name: str, token: str, *, now: float, lease: float) -> int | None:
         """The position, if this relay holds (or now takes) the lease; else None."""
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "INSERT INTO {t} (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
-                    t=POSITIONS_TABLE,
-                ),
-                (name,),
-            )
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET claimed_by = ?, lease_until = ? WHERE name = ? AND "
-                    "(claimed_by = ? OR lease_until IS NULL OR lease_until < ?) RETURNING position",
-                    t=POSITIONS_TABLE,
-                ),
-                (token, now + lease, name, token, now),
-            )
-            row = c.fetchone()
-        return None if row is None else int(row["position"])
+        return self.recorder.claim(name, token, now=now, lease=lease)
 
     def advance(self, name: str, token: str, position: int, *, lease_until: float) -> bool:
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET position = ?, lease_until = ? "
-                    "WHERE name = ? AND claimed_by = ?",
-                    t=POSITIONS_TABLE,
-                ),
-                (position, lease_until, name, token),
-            )
-            c.execute(s.q("SELECT claimed_by FROM {t} WHERE name = ?", t=POSITIONS_TABLE), (name,))
-            row = c.fetchone()
-        return row is not None and row["claimed_by"] == token
+        return self.recorder.advance(name, token, position, lease_until=lease_until)
 
     def release(self, name: str, token: str) -> None:
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET claimed_by = NULL, lease_until = NULL "
-                    "WHERE name = ? AND claimed_by = ?",
-                    t=POSITIONS_TABLE,
-                ),
-                (name, token),
-            )
+        self.recorder.release(name, token)
 
     def position(self, name: str) -> int:
-        s = self._sql
-        with s.transaction(commit=False) as c:
-            c.execute(s.q("SELECT position FROM {t} WHERE name = ?", t=POSITIONS_TABLE), (name,))
-            row = c.fetchone()
-        return 0 if row is None else int(row["position"])
+        return self.recorder.position(name)
 
 
 def headers_of(payload: Payload) -> dict[str, str]:

@@ -25,21 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.dispute.scheduler import _Sql
+from services.dispute.infrastructure.backend import recorders_of
+from services.dispute.infrastructure.webhooks import DELIVERIES_TABLE, SUBSCRIPTIONS_TABLE
 
-SUBSCRIPTIONS_TABLE = "webhook_subscriptions"
-DELIVERIES_TABLE = "webhook_deliveries"
+__all__ = ["DELIVERIES_TABLE", "SUBSCRIPTIONS_TABLE", "Attempt", "Subscription", "WebhookStore"]
+
 MAX_SUBSCRIPTIONS_PER_OWNER = 100
 SECRET_BYTES = 32
-
-_COLUMNS = (
-    "id, owner, url, events, description, secret, created_at, position, attempts, "
-    "next_attempt_at, failing_since"
-)
-_DELIVERY_COLUMNS = (
-    "subscription_id, event_id, position, event_type, attempt, status, response_code, "
-    "error, attempted_at, duration_ms, next_retry_at, event_at"
-)
 
 
 def new_secret() -> str:
@@ -117,57 +109,16 @@ class TooManySubscriptions(Exception):
 
 
 class WebhookStore:
-    """The tables above, on an application's datastore (`WebhookStore(app)`)."""
+    """The tables above, on an application's datastore (`WebhookStore(app)`), through
+    its backend's `WebhookRecorder` (services.dispute.infrastructure)."""
 
     def __init__(self, app_or_datastore: Any, *, create: bool = True) -> None:
-        datastore = getattr(getattr(app_or_datastore, "recorder", None), "datastore", None)
-        self._sql = _Sql(datastore or app_or_datastore)
+        self.recorder = recorders_of(app_or_datastore).webhook_recorder()
         if create:
             self.create_tables()
 
-    @property
-    def postgres(self) -> bool:
-        return self._sql.postgres
-
     def create_tables(self) -> None:
-        s = self._sql
-        real = "double precision" if s.postgres else "REAL"
-        serial = "bigserial PRIMARY KEY" if s.postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-        with s.ddl() as c:
-            c.execute(
-                s.q(
-                    "CREATE TABLE IF NOT EXISTS {t} ("
-                    "id text PRIMARY KEY, owner text NOT NULL, url text NOT NULL, "
-                    "events text NOT NULL, description text, secret text NOT NULL, "
-                    f"created_at {real} NOT NULL, position bigint NOT NULL, "
-                    f"attempts integer NOT NULL DEFAULT 0, next_attempt_at {real} NOT NULL, "
-                    f"failing_since {real}, claimed_by text, lease_until {real})",
-                    t=SUBSCRIPTIONS_TABLE,
-                )
-            )
-            c.execute(
-                f'CREATE INDEX IF NOT EXISTS "{SUBSCRIPTIONS_TABLE}_owner_idx" '
-                f"ON {s.table(SUBSCRIPTIONS_TABLE)} (owner)"
-            )
-            c.execute(
-                s.q(
-                    f"CREATE TABLE IF NOT EXISTS {{t}} (id {serial}, "
-                    "subscription_id text NOT NULL, event_id text NOT NULL, "
-                    "position bigint NOT NULL, event_type text NOT NULL, "
-                    "attempt integer NOT NULL, status text NOT NULL, response_code integer, "
-                    f"error text, attempted_at {real} NOT NULL, duration_ms integer NOT NULL, "
-                    f"next_retry_at {real}, event_at {real} NOT NULL)",
-                    t=DELIVERIES_TABLE,
-                )
-            )
-            c.execute(
-                f'CREATE INDEX IF NOT EXISTS "{DELIVERIES_TABLE}_subscription_idx" '
-                f"ON {s.table(DELIVERIES_TABLE)} (subscription_id, id)"
-            )
-            c.execute(
-                f'CREATE INDEX IF NOT EXISTS "{DELIVERIES_TABLE}_attempted_idx" '
-                f"ON {s.table(DELIVERIES_TABLE)} (attempted_at)"
-            )
+        self.recorder.create_tables()
 
     # The subscriptions API ---------------------------------------------------------------
 
@@ -182,141 +133,57 @@ class WebhookStore:
         now: float,
     ) -> Subscription:
         """A new subscription, delivering what follows `position` (the feed's end now)."""
-        s = self._sql
         sub = Subscription(
             id=str(uuid.uuid4()), owner=owner, url=url, events=tuple(events),
             description=description, secret=new_secret(), created_at=now, position=position,
             attempts=0, next_attempt_at=now, failing_since=None,
         )  # fmt: skip
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q("SELECT count(*) AS n FROM {t} WHERE owner = ?", t=SUBSCRIPTIONS_TABLE),
-                (owner,),
-            )
-            if int(c.fetchone()["n"]) >= MAX_SUBSCRIPTIONS_PER_OWNER:
-                raise TooManySubscriptions(owner)
-            c.execute(
-                s.q(
-                    f"INSERT INTO {{t}} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (
-                    *(sub.id, owner, url, json.dumps(list(events)), description, sub.secret),
-                    *(now, position, 0, now, None),
-                ),
-            )
+        row = (
+            *(sub.id, owner, url, json.dumps(list(events)), description, sub.secret),
+            *(now, position, 0, now, None),
+        )
+        if not self.recorder.insert_subscription(row, owner, MAX_SUBSCRIPTIONS_PER_OWNER):
+            raise TooManySubscriptions(owner)
         return sub
 
     def positions(self) -> list[int]:
         """Every subscription's position (for the delivery lag metrics)."""
-        s = self._sql
-        with s.transaction(commit=False) as c:
-            c.execute(s.q("SELECT position FROM {t}", t=SUBSCRIPTIONS_TABLE))
-            return [int(r["position"]) for r in c.fetchall()]
+        return self.recorder.positions()
 
     def owned(self, owner: str) -> list[Subscription]:
-        s = self._sql
-        with s.transaction(commit=False) as c:
-            c.execute(
-                s.q(
-                    f"SELECT {_COLUMNS} FROM {{t}} WHERE owner = ? ORDER BY created_at, id",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (owner,),
-            )
-            return [Subscription.from_row(r) for r in c.fetchall()]
+        return [Subscription.from_row(r) for r in self.recorder.owned(owner)]
 
     def get(self, owner: str | None, subscription_id: str) -> Subscription | None:
         """The subscription, if it exists and (unless `owner` is None) is `owner`'s."""
-        s = self._sql
-        with s.transaction(commit=False) as c:
-            c.execute(
-                s.q(f"SELECT {_COLUMNS} FROM {{t}} WHERE id = ?", t=SUBSCRIPTIONS_TABLE),
-                (subscription_id,),
-            )
-            row = c.fetchone()
+        row = self.recorder.subscription(subscription_id)
         if row is None or (owner is not None and row["owner"] != owner):
             return None
         return Subscription.from_row(row)
 
     def delete(self, owner: str, subscription_id: str) -> bool:
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q("DELETE FROM {t} WHERE id = ? AND owner = ?", t=SUBSCRIPTIONS_TABLE),
-                (subscription_id, owner),
-            )
-            if _rowcount(c) != 1:
-                return False
-            c.execute(
-                s.q("DELETE FROM {t} WHERE subscription_id = ?", t=DELIVERIES_TABLE),
-                (subscription_id,),
-            )
-        return True
+        return self.recorder.delete(owner, subscription_id)
 
     def replay(self, owner: str, subscription_id: str, after: int, now: float) -> bool:
         """Moves the subscription back (or forward) to deliver what follows `after`; a
         delivery in flight loses its claim and records nothing more."""
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET position = ?, attempts = 0, next_attempt_at = ?, "
-                    "failing_since = NULL, claimed_by = NULL, lease_until = NULL "
-                    "WHERE id = ? AND owner = ?",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (after, now, subscription_id, owner),
-            )
-            return bool(_rowcount(c) == 1)
+        return self.recorder.replay(owner, subscription_id, after, now)
 
     def deliveries(
         self, subscription_id: str, *, limit: int, before: int | None = None
     ) -> list[LoggedAttempt]:
         """The subscription's attempts, newest first."""
-        s = self._sql
-        where = "subscription_id = ?" + ("" if before is None else " AND id < ?")
-        params: tuple[Any, ...] = (subscription_id,)
-        if before is not None:
-            params += (before,)
-        with s.transaction(commit=False) as c:
-            c.execute(
-                s.q(
-                    f"SELECT id, {_DELIVERY_COLUMNS} FROM {{t}} WHERE {where} "
-                    "ORDER BY id DESC LIMIT ?",
-                    t=DELIVERIES_TABLE,
-                ),
-                (*params, limit),
-            )
-            rows = c.fetchall()
+        rows = self.recorder.deliveries(subscription_id, limit=limit, before=before)
         return [_logged(r) for r in rows]
 
     def purge_deliveries(self, older_than: float) -> int:
-        s = self._sql
-        with s.transaction(commit=True) as c:
-            statement = s.q("DELETE FROM {t} WHERE attempted_at < ?", t=DELIVERIES_TABLE)
-            c.execute(statement, (older_than,))
-            return int(_rowcount(c))
+        return self.recorder.purge_deliveries(older_than)
 
     # The delivery process ----------------------------------------------------------------
 
     def claim(self, token: str, *, below: int, now: float, lease: float) -> Subscription | None:
         """Claims the subscription due longest, not claimed by a live process, with events
         to deliver (position below the feed's end `below`); None if there is none."""
-        s = self._sql
-        skip_locked = " FOR UPDATE SKIP LOCKED" if s.postgres else ""
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    "UPDATE {t} SET claimed_by = ?, lease_until = ? WHERE id = ("
-                    "SELECT id FROM {t} WHERE next_attempt_at <= ? AND position < ? "
-                    "AND (lease_until IS NULL OR lease_until < ?) "
-                    f"ORDER BY next_attempt_at LIMIT 1{skip_locked}) RETURNING {_COLUMNS}",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (token, now + lease, now, below, now),
-            )
-            row = c.fetchone()
+        row = self.recorder.claim(token, below=below, now=now, lease=lease)
         return None if row is None else Subscription.from_row(row)
 
     def record(
@@ -335,52 +202,17 @@ class WebhookStore:
         or not wanted). With a failure, schedules its retry and lets the claim go; with
         `keep_until`, keeps the claim until then; else lets it go, due again at once.
         Returns whether the claim held (if not, nothing is recorded)."""
-        s = self._sql
-        sets, params = ["position = ?"], list[Any]([passed])
-        if failure is not None:
-            # failing since this attempt, unless the same event failed before
-            since = "?" if delivered else "COALESCE(failing_since, ?)"
-            sets.append(
-                f"attempts = ?, next_attempt_at = ?, failing_since = {since}, "
-                "claimed_by = NULL, lease_until = NULL"
-            )
-            params += [failure.attempt, failure.next_retry_at, now]
-        else:
-            if delivered:
-                sets.append("attempts = 0, failing_since = NULL")
-            if keep_until is not None:
-                sets.append("lease_until = ?")
-                params.append(keep_until)
-            else:
-                sets.append("next_attempt_at = ?, claimed_by = NULL, lease_until = NULL")
-                params.append(now)
-        with s.transaction(commit=True) as c:
-            c.execute(
-                s.q(
-                    f"UPDATE {{t}} SET {', '.join(sets)} WHERE id = ? AND claimed_by = ?",
-                    t=SUBSCRIPTIONS_TABLE,
-                ),
-                (*params, sub.id, token),
-            )
-            if _rowcount(c) != 1:
-                return False
-            attempts = [*delivered, *([failure] if failure is not None else [])]
-            if attempts:
-                c.executemany(
-                    s.q(
-                        f"INSERT INTO {{t}} ({_DELIVERY_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        t=DELIVERIES_TABLE,
-                    ),
-                    [a.row(sub.id) for a in attempts],
-                )
-        return True
-
-
-def _rowcount(cursor: Any) -> int:
-    """Rows the last statement changed (eventsourcing wraps SQLite's cursor)."""
-    inner = getattr(cursor, "sqlite_cursor", cursor)
-    return int(inner.rowcount)
+        attempts = [*delivered, *([failure] if failure is not None else [])]
+        return self.recorder.record(
+            sub.id,
+            token,
+            passed=passed,
+            now=now,
+            delivered=bool(delivered),
+            failure=None if failure is None else (failure.attempt, failure.next_retry_at),
+            keep_until=keep_until,
+            attempts=[a.row(sub.id) for a in attempts],
+        )
 
 
 def _logged(row: Any) -> LoggedAttempt:

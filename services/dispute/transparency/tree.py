@@ -31,7 +31,8 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from services.dispute import merkle
-from services.dispute.audit import _originator, canonical
+from services.dispute.infrastructure.hashchain import canonical
+from services.dispute.infrastructure.hashchain import originator_text as _originator
 
 from ..infrastructure.postgres import serialised_ddl
 

@@ -15,9 +15,8 @@ from uuid import UUID
 from eventsourcing import sqlite as es_sqlite
 from eventsourcing.persistence import StoredEvent
 
-from services.dispute.audit import GENESIS, chain
-
-from .idempotency import (
+from ..hashchain import GENESIS, chain
+from ..idempotency import (
     Claim,
     Claimed,
     ClaimResult,
@@ -203,7 +202,3 @@ def owner_alive(token: str) -> bool:
 def _key(originator_id: Any) -> str:
     # As eventsourcing stores it: a UUID's hex, else the string.
     return originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
-
-
-class Factory(es_sqlite.SQLiteFactory):
-    application_recorder_class = IdempotentSQLiteApplicationRecorder

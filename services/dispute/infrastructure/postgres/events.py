@@ -23,21 +23,17 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.utils import Environment, EnvType
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Literal
 
-from services.dispute.audit import GENESIS, chain
-
-from .idempotency import (
+from ..hashchain import GENESIS, chain
+from ..idempotency import (
     Claim,
     Claimed,
     ClaimResult,
@@ -49,12 +45,14 @@ from .idempotency import (
     StoredResponse,
     response_params,
 )
-from .pool import (
+from ..pool import (
     OutcomeUnknown,
     ResilientPostgresDatastore,
     first_line,
     translate,
 )
+from . import statements
+from .tables import serialised_ddl
 
 LAST_HASHES_KEPT = 10_000  # aggregates; about 1 MB
 
@@ -74,179 +72,33 @@ class IdempotentPostgresApplicationRecorder(
         # hash never changes, so an entry is never wrong, only possibly absent.
         self._last_hashes: OrderedDict[tuple[Any, int], bytes] = OrderedDict()
         self._last_hashes_lock = threading.Lock()
-        claims_name = f"{events_table_name}_idempotency_claims"
-        responses_name = f"{events_table_name}_idempotency_responses"
-        hashes_name = f"{events_table_name}_hashes"
-        append_name = f"{events_table_name}_append"
-        self.check_identifier_length(append_name)
-        self.check_identifier_length(claims_name)
-        self.check_identifier_length(responses_name)
-        self.check_identifier_length(hashes_name)
-        self.check_identifier_length(f"{events_table_name}_append_only")
-        fmt = {
-            "schema": Identifier(datastore.schema),
-            "claims": Identifier(claims_name),
-            "responses": Identifier(responses_name),
-            "index": Identifier(f"{responses_name}_created_idx"),
-            "events": Identifier(events_table_name),
-            "hashes": Identifier(hashes_name),
-            "id_type": Identifier(datastore.originator_id_type),
-            "guard": Identifier(f"{events_table_name}_append_only"),
-        }
-        self.sql_create_statements += [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{claims} ("
-                "principal text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
-                "token text NOT NULL, lease_until double precision NOT NULL, "
-                "created_at double precision NOT NULL, PRIMARY KEY (principal, key))"
-            ).format(**fmt),
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{responses} ("
-                "principal text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
-                "status integer NOT NULL, headers text NOT NULL, body bytea NOT NULL, "
-                "created_at double precision NOT NULL, PRIMARY KEY (principal, key))"
-            ).format(**fmt),
-            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{responses} (created_at)").format(
-                **fmt
-            ),
-        ]
-        # Tamper evidence (services.dispute.audit): the hash chain, written with the events.
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{hashes} ("
-                "originator_id {id_type} NOT NULL, originator_version bigint NOT NULL, "
-                "hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))"
-            ).format(**fmt)
+        tables = statements.EventTables(
+            schema=datastore.schema,
+            events=events_table_name,
+            id_type=datastore.originator_id_type,
+            event_type=self.stored_event_type_name,
+            channel=self.channel_name,
         )
-        # One write, one statement (see the module's docstring).
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{append}("
-                "p_events {schema}.{event_type}[], p_hashes bytea[], p_lock_timeout text, "
-                "r_principal text, r_key text, r_fingerprint text, r_status integer, "
-                "r_headers text, r_body bytea, r_created_at double precision) "
-                "RETURNS SETOF bigint LANGUAGE plpgsql AS $fn$ BEGIN "
-                "IF r_principal IS NOT NULL THEN "
-                "INSERT INTO {schema}.{responses} "
-                "(principal, key, fingerprint, status, headers, body, created_at) VALUES "
-                "(r_principal, r_key, r_fingerprint, r_status, r_headers, r_body, r_created_at); "
-                "END IF; "
-                "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
-                "SELECT (p_events[i]).originator_id, (p_events[i]).originator_version, p_hashes[i] "
-                "FROM generate_subscripts(p_events, 1) AS i; "
-                "PERFORM set_config('lock_timeout', p_lock_timeout, true); "
-                "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
-                "NOTIFY {channel}; "
-                "RETURN QUERY INSERT INTO {schema}.{events} "
-                "(originator_id, originator_version, topic, state) "
-                "SELECT (e).originator_id, (e).originator_version, (e).topic, (e).state "
-                "FROM unnest(p_events) AS e RETURNING notification_id; "
-                "END $fn$"
-            ).format(
-                **fmt,
-                append=Identifier(append_name),
-                event_type=Identifier(self.stored_event_type_name),
-                channel=Identifier(self.channel_name),
-            )
-        )
-        self._append = SQL(
-            "SELECT * FROM {schema}.{append}(%s::{schema}.{event_type}[], %s::bytea[], %s, "
-            "%s, %s, %s, %s, %s, %s, %s) AS ids(notification_id)"
-        ).format(
-            **fmt,
-            append=Identifier(append_name),
-            event_type=Identifier(self.stored_event_type_name),
-        )
-        # History is append-only for every role that is not allowed to disable triggers
-        # (the table owner or a superuser can: see the README, "Tamper evidence").
-        self.sql_create_statements.append(
-            SQL(
-                "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_proc p "
-                "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE n.nspname = {schema_name} AND p.proname = {guard_name}) THEN "
-                "CREATE FUNCTION {schema}.{guard}() RETURNS trigger "
-                "LANGUAGE plpgsql AS $fn$ BEGIN "
-                "RAISE EXCEPTION 'stored history is append-only: % on % refused', "
-                "TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
-                "END $fn$; END IF; END $do$"
-            ).format(
-                **fmt,
-                schema_name=Literal(datastore.schema),
-                guard_name=Literal(f"{events_table_name}_append_only"),
-            )
-        )
-        for table in (events_table_name, hashes_name):
-            names = {
-                **fmt,
-                "table": Identifier(table),
-                "table_name": Literal(table),
-                "schema_name": Literal(datastore.schema),
-            }
-            for suffix, when in (("_no_change", "UPDATE OR DELETE"), ("_no_truncate", "TRUNCATE")):
-                names["trigger"] = Identifier(f"{table}{suffix}"[:63])
-                names["trigger_name"] = Literal(f"{table}{suffix}"[:63])
-                level = "ROW" if suffix == "_no_change" else "STATEMENT"
-                self.sql_create_statements.append(
-                    SQL(
-                        "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger t "
-                        "JOIN pg_class c ON c.oid = t.tgrelid "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = {schema_name} AND c.relname = {table_name} "
-                        "AND t.tgname = {trigger_name}) THEN "
-                        "CREATE TRIGGER {trigger} BEFORE " + when + " ON {schema}.{table} "
-                        "FOR EACH " + level + " EXECUTE FUNCTION {schema}.{guard}(); "
-                        "END IF; END $do$"
-                    ).format(**names)
-                )
-        self._select_previous_hash = SQL(
-            "SELECT hash FROM {schema}.{hashes} WHERE originator_id = %s "
-            "AND originator_version < %s ORDER BY originator_version DESC LIMIT 1"
-        ).format(**fmt)
-        self._select_hashes = SQL(
-            "SELECT originator_version, hash FROM {schema}.{hashes} "
-            "WHERE originator_id = %s ORDER BY originator_version"
-        ).format(**fmt)
-        self._insert_response = SQL(
-            "INSERT INTO {schema}.{responses} "
-            "(principal, key, fingerprint, status, headers, body, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        ).format(**fmt)
-        self._insert_response_if_absent = self._insert_response + SQL(" ON CONFLICT DO NOTHING")
+        for name in tables.names():
+            self.check_identifier_length(name)
+        self.sql_create_statements += statements.create_statements(tables)
+        self._append = statements.append(tables)
+        self._select_previous_hash = statements.select_previous_hash(tables)
+        self._select_hashes = statements.select_hashes(tables)
+        self._insert_response = statements.insert_response(tables)
+        self._insert_response_if_absent = statements.insert_response_if_absent(tables)
+        self._select_response_and_claim = statements.select_response_and_claim(tables)
+        self._select_stored_response = statements.select_stored_response(tables)
+        self._upsert_claim = statements.upsert_claim(tables)
+        self._release_claim = statements.release_claim(tables)
+        self._purge_responses = statements.purge_responses(tables)
+        self._purge_claims = statements.purge_claims(tables)
         # Claims: a session-level advisory lock per key, held on a connection of its own
         # for as long as the request runs (see `try_claim`); the row beside it only says
         # which request (fingerprint) holds the key.
         self._lock_key_prefix = f"{datastore.schema}.{events_table_name}"
-        self._select_response_and_claim = SQL(
-            "SELECT r.fingerprint, r.status, r.headers, r.body, "
-            "(SELECT c.fingerprint FROM {schema}.{claims} c "
-            "WHERE c.principal = %s AND c.key = %s) AS claimed_by "
-            "FROM (SELECT 1) AS one LEFT JOIN {schema}.{responses} r "
-            "ON r.principal = %s AND r.key = %s"
-        ).format(**fmt)
-        self._select_stored_response = SQL(
-            "SELECT status, headers, body FROM {schema}.{responses} "
-            "WHERE principal = %s AND key = %s"
-        ).format(**fmt)
-        self._upsert_claim = SQL(
-            "INSERT INTO {schema}.{claims} "
-            "(principal, key, fingerprint, token, lease_until, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (principal, key) DO UPDATE SET "
-            "fingerprint = excluded.fingerprint, token = excluded.token, "
-            "lease_until = excluded.lease_until, created_at = excluded.created_at"
-        ).format(**fmt)
-        self._release_claim = SQL(
-            "WITH gone AS (DELETE FROM {schema}.{claims} "
-            "WHERE principal = %s AND key = %s AND token = %s) "
-            "SELECT pg_advisory_unlock(%s) AS unlocked"
-        ).format(**fmt)
         self._held: dict[str, tuple[Connection[DictRow], int]] = {}
         self._held_lock = threading.Lock()
-        self._purge_responses = SQL(
-            "DELETE FROM {schema}.{responses} WHERE created_at < %s"
-        ).format(**fmt)
-        self._purge_claims = SQL("DELETE FROM {schema}.{claims} WHERE created_at < %s").format(
-            **fmt
-        )
 
     # Creating the tables ------------------------------------------------------------
 
@@ -265,7 +117,8 @@ class IdempotentPostgresApplicationRecorder(
         unknown: `OutcomeUnknown` (a 503), never a retry that would meet its own write
         and answer a refusal for a command that was applied."""
         if not stored_events:  # a response without events: no lock, no hashes
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         completion = kwargs.get("idempotency")
         response: tuple[object, ...] = (None,) * 7
         if completion is not None:
@@ -463,47 +316,5 @@ class IdempotentPostgresApplicationRecorder(
         return purged
 
 
-@contextmanager
-def serialised_ddl(datastore: es_postgres.PostgresDatastore, name: str) -> Iterator[None]:
-    """Holds a PostgreSQL advisory lock named after `name` in the datastore's schema.
-
-    Processes starting together on an empty database (replicas; the service, worker and
-    projector of one deployment) would otherwise run the same CREATE TYPE / TABLE /
-    FUNCTION concurrently and fail ("duplicate key", "tuple concurrently updated"); under
-    the lock the second finds everything there. It is taken on a connection of its own,
-    since the DDL takes pooled ones.
-    """
-    params = {k: v for k, v in datastore.pool.kwargs.items() if k != "row_factory"}
-    digest = hashlib.sha256(f"{datastore.schema}.{name}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-
 def _now() -> float:
     return time.time()
-
-
-class Factory(es_postgres.PostgresFactory):
-    application_recorder_class = IdempotentPostgresApplicationRecorder
-
-    def __init__(self, env: Environment | EnvType | None) -> None:
-        super().__init__(env)
-        # The library's datastore, on a pool that comes back within a second after a
-        # fault (services.dispute.infrastructure.pool); not opened yet, so replaced.
-        self.datastore = ResilientPostgresDatastore.like(self.datastore)
-        if self.datastore.enable_db_functions:
-            raise OSError(
-                "POSTGRES_ENABLE_DB_FUNCTIONS skips the table lock that keeps the event "
-                "feed in commit order, and the idempotency row: it is not supported"
-            )
-        if self.env_create_table():
-            # eventsourcing creates its tables in the schema but not the schema itself.
-            with self.datastore.get_connection() as conn:
-                conn.execute(
-                    SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema))
-                )
