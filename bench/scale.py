@@ -60,7 +60,7 @@ from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute, Order, OrderFacts, dispute_id, order_id
 from services.dispute.domain.values import Actor, Context, Role
 from services.dispute.projections import Projector, views_of
-from services.dispute.projections.views import SUMMARY_TABLE
+from services.dispute.projections.read_models import SUMMARY_TABLE
 from shared.clock import FixedClock
 from shared.money import Money
 

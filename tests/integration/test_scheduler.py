@@ -369,7 +369,7 @@ def test_a_time_out_the_database_failed_to_fire_is_tried_again_next_round(
         def unreachable(*_: object) -> list[str]:
             raise DatabaseUnavailable("database unreachable for 1.0 s: connection refused")
 
-        app.fire_due_timeouts = unreachable  # type: ignore[method-assign]
+        app.fire_due_timeouts = unreachable  # type: ignore[method-assign, assignment]
         with pytest.raises(DatabaseUnavailable):
             scheduler.run_once()
         app.fire_due_timeouts = fire  # type: ignore[method-assign]

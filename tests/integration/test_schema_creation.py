@@ -13,7 +13,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 
 from services.dispute.infrastructure.postgres import IdempotentPostgresApplicationRecorder
-from services.dispute.projections.views import construct_views
+from services.dispute.projections.read_models import construct_views
 from tests.conftest import PgConnInfo, postgres_datastore
 
 STARTERS = 8

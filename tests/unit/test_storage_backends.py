@@ -84,7 +84,7 @@ def test_an_application_gets_its_factorys_recorders(tmp_path: Path) -> None:
     )
     try:
         recorders = backend.recorders_of(app)
-        assert recorders is app.factory
+        assert recorders is app.factory  # type: ignore[comparison-overlap]
         on_datastore = backend.recorders_of(app.recorder.datastore)  # type: ignore[attr-defined]
         assert type(on_datastore) is SQLiteRecorders
         assert on_datastore.quarantine_recorder().datastore is app.recorder.datastore  # type: ignore[attr-defined]

@@ -10,10 +10,13 @@ a datastore) and never tells the databases apart itself.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .clock import SandboxClockRecorder
+from .dashboards import DashboardRecorder, Table
 from .deadlines import PendingDeadlineRecorder
+from .merkle import MerkleTreeRecorder
 from .quarantine import QuarantineRecorder
 from .webhooks import RelayPositionRecorder, WebhookRecorder
 
@@ -29,6 +32,8 @@ class Recorders:
     quarantine_recorder_class: ClassVar[type[QuarantineRecorder]]
     webhook_recorder_class: ClassVar[type[WebhookRecorder]]
     relay_position_recorder_class: ClassVar[type[RelayPositionRecorder]]
+    dashboard_recorder_class: ClassVar[type[DashboardRecorder]]
+    merkle_tree_recorder_class: ClassVar[type[MerkleTreeRecorder]]
 
     datastore: Any
 
@@ -53,6 +58,13 @@ class Recorders:
 
     def relay_position_recorder(self) -> RelayPositionRecorder:
         return self.relay_position_recorder_class(self.datastore)
+
+    def merkle_tree_recorder(self) -> MerkleTreeRecorder:
+        return self.merkle_tree_recorder_class(self.datastore)
+
+    def dashboard_recorder(self, view_name: str, tables: Sequence[Table]) -> DashboardRecorder:
+        """A dashboard view's tables (and its position, `<view_name>_tracking`)."""
+        return self.dashboard_recorder_class(self.datastore, view_name, tables)  # type: ignore[call-arg]
 
 
 def recorders_of(app_or_datastore: Any) -> Recorders:

@@ -1,6 +1,6 @@
 """Dashboard projections: views of the dispute events, kept by their own process.
 
-- `views`: the tables (one row per dispute, pending deadlines, daily counts), each with
+- `read_models`: the tables (one row per dispute, pending deadlines, daily counts), each with
   its tracking position written in the same transaction as its rows;
 - `projector`: follows the event log into the views, and rebuilds them from zero;
 - `queries`: what the REST layer and dashboards ask (`DashboardQueries`).
@@ -11,7 +11,7 @@ Run the projector with `python -m services.dispute.projections`; rebuild with
 
 from .projector import Projector, RebuildReport, views_of
 from .queries import DashboardQueries, DisputeFilters, DisputePage, SellerFigures
-from .views import VIEW_NAMES, DashboardView, PositionMoved, construct_views
+from .read_models import VIEW_NAMES, DashboardView, PositionMoved, construct_views
 
 __all__ = [
     "VIEW_NAMES",

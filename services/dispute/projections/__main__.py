@@ -30,7 +30,7 @@ from ..settings import load_settings
 from ..startup import check_database
 from .projector import Projector
 from .queries import DashboardQueries
-from .views import VIEW_NAMES
+from .read_models import VIEW_NAMES
 
 log = logging.getLogger("services.dispute.projections")
 

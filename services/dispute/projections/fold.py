@@ -167,7 +167,9 @@ def _refund_started(row: Row, refund: Mapping[str, Any]) -> None:
     row["refund_expected_by"] = utc(refund["expected_by"])
 
 
-def fold_daily(previous_state: str | None, event: Dispute.Event, counts: Counter[tuple]) -> str:
+def fold_daily(
+    previous_state: str | None, event: Dispute.Event, counts: Counter[tuple[str, str, str]]
+) -> str:
     """Adds the event's daily increments to `counts`; returns the dispute's new state."""
     day = day_of(event.timestamp)
     if isinstance(event, Dispute.Opened):

@@ -3,7 +3,7 @@
 It polls `recorder.select_notifications` from each view's tracked position, which works
 the same on SQLite and PostgreSQL (eventsourcing's `subscribe` is PostgreSQL-only and its
 listener thread must be restarted by a supervisor when its connection drops). Each batch
-is written with its position in one transaction (see views.py), so killing the process
+is written with its position in one transaction (see read_models.py), so killing the process
 at any point loses nothing and counts nothing twice: the next run starts after the last
 committed batch.
 """
@@ -24,7 +24,7 @@ from eventsourcing.utils import get_topic
 from ..domain import Dispute, Order
 from ..infrastructure.pool import TRANSIENT_ERRORS
 from ..quarantine import Quarantine, printable
-from .views import VIEW_NAMES, DashboardView, PositionMoved, construct_views
+from .read_models import VIEW_NAMES, DashboardView, PositionMoved, construct_views
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,6 @@ class Projector:
 
 def views_of(app: Application[Any], *, create: bool = True) -> dict[str, DashboardView]:
     """The views, in the database the application's events are in."""
-    datastore = getattr(app.recorder, "datastore", None)
-    if datastore is None:
+    if getattr(app.recorder, "datastore", None) is None:
         raise TypeError("dashboard views need an SQLite or PostgreSQL event store")
-    return construct_views(datastore, create=create)
+    return construct_views(app, create=create)

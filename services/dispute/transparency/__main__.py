@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         signer = signer_for(settings)
     except (ValidationError, CheckpointError) as exc:
-        print(f"notary: bad configuration:\n{describe(exc)}", file=sys.stderr)
+        why = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"notary: bad configuration:\n{why}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     if args.command == "key":
         print(signer.verifier.encode())

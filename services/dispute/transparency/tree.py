@@ -21,26 +21,21 @@ On PostgreSQL, triggers refuse UPDATE and DELETE of leaves, nodes and checkpoint
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
 
 from services.dispute import merkle
+from services.dispute.infrastructure.backend import recorders_of
 from services.dispute.infrastructure.hashchain import canonical
 from services.dispute.infrastructure.hashchain import originator_text as _originator
+from services.dispute.infrastructure.merkle import CHECKPOINTS, LEAVES, NODES, STATE
 
-from ..infrastructure.postgres import serialised_ddl
+__all__ = ["CHECKPOINTS", "LEAVES", "NODES", "STATE", "TreeStore"]
 
 STRIDE = 4  # perfect subtrees of heights 4, 8, 12... are stored
-LEAVES = "merkle_leaves"
-NODES = "merkle_nodes"
-STATE = "merkle_state"
-CHECKPOINTS = "merkle_checkpoints"
 TREE = "events"  # the one tree's name in merkle_state
 
 
@@ -91,135 +86,39 @@ class StoredCheckpoint:
 
 
 class TreeStore:
-    """The tree's tables on one datastore (PostgreSQL or SQLite)."""
+    """The tree's tables on one datastore (PostgreSQL or SQLite), through the backend's
+    `MerkleTreeRecorder` (services.dispute.infrastructure)."""
 
-    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore) -> None:
+    def __init__(self, datastore: Any) -> None:
         self.datastore = datastore
-        self.postgres = isinstance(datastore, PostgresDatastore)
-        self.blob = "bytea" if self.postgres else "BLOB"
-
-    # SQL plumbing -----------------------------------------------------------------
-
-    def t(self, name: str) -> str:
-        if self.postgres:
-            assert isinstance(self.datastore, PostgresDatastore)
-            return f'"{self.datastore.schema}"."{name}"'
-        return name
-
-    def run(self, curs: Any, statement: str, params: Sequence[Any] = ()) -> list[Any]:
-        if self.postgres:
-            curs.execute(statement, list(params) or None)
-            return list(curs.fetchall()) if curs.description else []
-        curs.execute(re.sub(r"%s", "?", statement), list(params))
-        return list(curs.fetchall())
-
-    def run_many(self, curs: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            curs.executemany(statement if self.postgres else statement.replace("%s", "?"), rows)
-
-    def rowcount(self, curs: Any) -> int:
-        return int(curs.rowcount if self.postgres else curs.sqlite_cursor.rowcount)
+        self.recorder = recorders_of(datastore).merkle_tree_recorder()
 
     def create_table(self) -> None:
-        b = self.blob
-        statements = [
-            f"CREATE TABLE IF NOT EXISTS {self.t(LEAVES)} (leaf_index bigint PRIMARY KEY, "
-            f"notification_id bigint NOT NULL, originator_id text NOT NULL, "
-            f"originator_version bigint NOT NULL, event_hash {b} NOT NULL, leaf_hash {b} NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS merkle_leaves_aggregate_idx ON {self.t(LEAVES)} "
-            "(originator_id, originator_version)",
-            f"CREATE TABLE IF NOT EXISTS {self.t(NODES)} (level integer NOT NULL, "
-            f"idx bigint NOT NULL, hash {b} NOT NULL, PRIMARY KEY (level, idx))",
-            f"CREATE TABLE IF NOT EXISTS {self.t(STATE)} (name text PRIMARY KEY, "
-            f"size bigint NOT NULL, notification_id bigint NOT NULL, frontier {b} NOT NULL)",
-            f"CREATE TABLE IF NOT EXISTS {self.t(CHECKPOINTS)} (tree_size bigint PRIMARY KEY, "
-            f"root {b} NOT NULL, note text NOT NULL)",
-        ]
-        if self.postgres:
-            assert isinstance(self.datastore, PostgresDatastore)
-            schema = self.datastore.schema
-            statements.append(
-                f'CREATE OR REPLACE FUNCTION "{schema}".merkle_append_only() RETURNS trigger '
-                "LANGUAGE plpgsql AS $fn$ BEGIN RAISE EXCEPTION "
-                "'the Merkle tree is append-only: % on % refused', TG_OP, TG_TABLE_NAME "
-                "USING ERRCODE = 'insufficient_privilege'; END $fn$"
-            )
-            for table in (LEAVES, NODES, CHECKPOINTS):
-                statements.append(
-                    "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger t "
-                    "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n "
-                    f"ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' "
-                    f"AND c.relname = '{table}' AND t.tgname = '{table}_no_change') THEN "
-                    f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON "
-                    f"{self.t(table)} FOR EACH ROW EXECUTE FUNCTION "
-                    f'"{schema}".merkle_append_only(); END IF; END $do$'
-                )
-        insert_state = (
-            f"INSERT INTO {self.t(STATE)} (name, size, notification_id, frontier) "
-            "VALUES (%s, 0, 0, %s) ON CONFLICT (name) DO NOTHING"
-        )
-        if self.postgres:
-            assert isinstance(self.datastore, PostgresDatastore)
-            with (
-                serialised_ddl(self.datastore, "merkle_tree"),
-                self.datastore.transaction(commit=True) as curs,
-            ):
-                for statement in statements:
-                    curs.execute(statement)
-                curs.execute(insert_state, (TREE, b""))
-        else:
-            with self.datastore.transaction(commit=True) as curs:
-                for statement in statements:
-                    curs.execute(statement)
-                curs.execute(insert_state.replace("%s", "?"), (TREE, b""))
+        self.recorder.create_tables(TREE)
 
     # Reading ----------------------------------------------------------------------
 
     def state(self) -> TreeState:
-        with self.datastore.transaction(commit=False) as curs:
-            row = self.run(
-                curs,
-                f"SELECT size, notification_id, frontier FROM {self.t(STATE)} WHERE name = %s",
-                [TREE],
-            )
-        if not row:
+        row = self.recorder.state(TREE)
+        if row is None:
             return TreeState(0, 0, [])
         return TreeState(
-            int(row[0]["size"]),
-            int(row[0]["notification_id"]),
-            merkle.decode_frontier(bytes(row[0]["frontier"])),
+            int(row["size"]),
+            int(row["notification_id"]),
+            merkle.decode_frontier(bytes(row["frontier"])),
         )
 
     def count_leaves(self) -> tuple[int, int]:
         """(how many leaf rows there are, 1 + the largest leaf index)."""
-        with self.datastore.transaction(commit=False) as curs:
-            row = self.run(
-                curs, f"SELECT COUNT(*) AS n, MAX(leaf_index) AS m FROM {self.t(LEAVES)}"
-            )[0]
+        row = self.recorder.count_leaves()
         return int(row["n"]), (int(row["m"]) + 1 if row["m"] is not None else 0)
 
     def leaves_of(self, originator_id: str) -> list[Leaf]:
         """The leaves of one aggregate, by version."""
-        with self.datastore.transaction(commit=False) as curs:
-            rows = self.run(
-                curs,
-                f"SELECT leaf_index, notification_id, originator_id, originator_version, "
-                f"event_hash, leaf_hash FROM {self.t(LEAVES)} WHERE originator_id = %s "
-                "ORDER BY originator_version, leaf_index",
-                [originator_id],
-            )
-        return [self._leaf(r) for r in rows]
+        return [self._leaf(r) for r in self.recorder.leaves_of(originator_id)]
 
     def leaves(self, start: int, limit: int) -> list[Leaf]:
-        with self.datastore.transaction(commit=False) as curs:
-            rows = self.run(
-                curs,
-                f"SELECT leaf_index, notification_id, originator_id, originator_version, "
-                f"event_hash, leaf_hash FROM {self.t(LEAVES)} WHERE leaf_index >= %s "
-                "ORDER BY leaf_index LIMIT %s",
-                [start, limit],
-            )
-        return [self._leaf(r) for r in rows]
+        return [self._leaf(r) for r in self.recorder.leaves(start, limit)]
 
     @staticmethod
     def _leaf(r: Any) -> Leaf:
@@ -241,24 +140,7 @@ class TreeStore:
             base = level - level % STRIDE
             width = 1 << (level - base)
             need.setdefault(base, set()).update(range(index * width, (index + 1) * width))
-        rows: dict[tuple[int, int], bytes] = {}
-        with self.datastore.transaction(commit=False) as curs:
-            for base, indexes in need.items():
-                ordered = sorted(indexes)
-                if base == 0:
-                    found = self._select_in(
-                        curs,
-                        f"SELECT leaf_index AS i, leaf_hash AS h FROM {self.t(LEAVES)} "
-                        "WHERE leaf_index",
-                        ordered,
-                    )
-                else:
-                    found = self._select_in(
-                        curs, f"SELECT idx AS i, hash AS h FROM {self.t(NODES)} "
-                        f"WHERE level = {int(base)} AND idx", ordered,
-                    )  # fmt: skip
-                for r in found:
-                    rows[(base, int(r["i"]))] = bytes(r["h"])
+        rows = self.recorder.hashes({base: sorted(indexes) for base, indexes in need.items()})
         result = {}
         for level, index in wanted:
             base = level - level % STRIDE
@@ -273,15 +155,6 @@ class TreeStore:
                 ]
             result[(level, index)] = layer[0]
         return result
-
-    def _select_in(self, curs: Any, head: str, values: Sequence[int]) -> list[Any]:
-        if self.postgres:
-            return self.run(curs, head + " = ANY(%s)", [list(values)])
-        out: list[Any] = []
-        for i in range(0, len(values), 500):
-            chunk = values[i : i + 500]
-            out += self.run(curs, head + f" IN ({', '.join(['%s'] * len(chunk))})", chunk)
-        return out
 
     def root_at(self, size: int) -> bytes:
         if size == 0:
@@ -298,15 +171,7 @@ class TreeStore:
 
     def checkpoints(self, limit: int = 1, at_most: int | None = None) -> list[StoredCheckpoint]:
         """The newest checkpoints (of size at most `at_most`), newest first."""
-        where = "WHERE tree_size <= %s " if at_most is not None else ""
-        params: list[Any] = [at_most] if at_most is not None else []
-        with self.datastore.transaction(commit=False) as curs:
-            rows = self.run(
-                curs,
-                f"SELECT tree_size, root, note FROM {self.t(CHECKPOINTS)} {where}"
-                "ORDER BY tree_size DESC LIMIT %s",
-                [*params, limit],
-            )
+        rows = self.recorder.checkpoints(limit, at_most)
         return [StoredCheckpoint(int(r["tree_size"]), bytes(r["root"]), r["note"]) for r in rows]
 
     def checkpoint(self, size: int) -> StoredCheckpoint | None:
@@ -324,48 +189,22 @@ class TreeStore:
     ) -> None:
         """Writes a batch's leaves and stored nodes and the new state in one
         transaction, provided the tree is still at `expected` (PositionMoved if not)."""
-        with self.datastore.transaction(commit=True) as curs:
-            # The guard is the first statement: it locks the state row (PostgreSQL) or
-            # takes the write lock (SQLite) before anything is written.
-            self.run(
-                curs,
-                f"UPDATE {self.t(STATE)} SET size = %s, notification_id = %s, frontier = %s "
-                "WHERE name = %s AND size = %s AND notification_id = %s",
-                [
-                    after.size,
-                    after.position,
-                    merkle.encode_frontier(after.frontier),
-                    TREE,
-                    expected.size,
-                    expected.position,
-                ],
-            )
-            if self.rowcount(curs) != 1:
-                raise PositionMoved(f"the tree is no longer at size {expected.size}")
-            self.run_many(
-                curs,
-                f"INSERT INTO {self.t(LEAVES)} (leaf_index, notification_id, originator_id, "
-                "originator_version, event_hash, leaf_hash) VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    (f.index, f.notification_id, f.originator_id, f.version, f.event_hash,
-                     f.leaf_hash)
-                    for f in leaves
-                ],
-            )  # fmt: skip
-            self.run_many(
-                curs,
-                f"INSERT INTO {self.t(NODES)} (level, idx, hash) VALUES (%s, %s, %s)",
-                [(level, index, digest) for level, index, digest in nodes],
-            )
+        appended = self.recorder.append(
+            TREE,
+            (expected.size, expected.position),
+            (after.size, after.position, merkle.encode_frontier(after.frontier)),
+            [
+                (f.index, f.notification_id, f.originator_id, f.version, f.event_hash,
+                 f.leaf_hash)
+                for f in leaves
+            ],
+            [(level, index, digest) for level, index, digest in nodes],
+        )  # fmt: skip
+        if not appended:
+            raise PositionMoved(f"the tree is no longer at size {expected.size}")
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            self.run(
-                curs,
-                f"INSERT INTO {self.t(CHECKPOINTS)} (tree_size, root, note) VALUES (%s, %s, %s) "
-                "ON CONFLICT (tree_size) DO NOTHING",
-                [size, root, note],
-            )
+        self.recorder.add_checkpoint(size, root, note)
 
 
 class TreeDamaged(Exception):

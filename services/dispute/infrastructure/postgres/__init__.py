@@ -14,7 +14,9 @@ from psycopg.sql import SQL, Identifier
 
 from ..backend import Recorders as BaseRecorders
 from ..pool import ResilientPostgresDatastore
+from .dashboards import PostgresDashboardRecorder
 from .events import IdempotentPostgresApplicationRecorder
+from .merkle import PostgresMerkleTreeRecorder
 from .tables import (
     PostgresPendingDeadlineRecorder,
     PostgresQuarantineRecorder,
@@ -34,6 +36,8 @@ class Recorders(BaseRecorders):
     quarantine_recorder_class = PostgresQuarantineRecorder
     webhook_recorder_class = PostgresWebhookRecorder
     relay_position_recorder_class = PostgresRelayPositionRecorder
+    dashboard_recorder_class = PostgresDashboardRecorder
+    merkle_tree_recorder_class = PostgresMerkleTreeRecorder
 
 
 class Factory(es_postgres.PostgresFactory, Recorders):

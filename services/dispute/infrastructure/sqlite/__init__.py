@@ -10,7 +10,9 @@ from __future__ import annotations
 from eventsourcing import sqlite as es_sqlite
 
 from ..backend import Recorders as BaseRecorders
+from .dashboards import SQLiteDashboardRecorder
 from .events import IdempotentSQLiteApplicationRecorder
+from .merkle import SQLiteMerkleTreeRecorder
 from .tables import (
     SQLitePendingDeadlineRecorder,
     SQLiteQuarantineRecorder,
@@ -29,6 +31,8 @@ class Recorders(BaseRecorders):
     quarantine_recorder_class = SQLiteQuarantineRecorder
     webhook_recorder_class = SQLiteWebhookRecorder
     relay_position_recorder_class = SQLiteRelayPositionRecorder
+    dashboard_recorder_class = SQLiteDashboardRecorder
+    merkle_tree_recorder_class = SQLiteMerkleTreeRecorder
 
 
 class Factory(es_sqlite.SQLiteFactory, Recorders):
