@@ -153,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def retry(app: Any, quarantine: Quarantine, reader: str) -> str:
     """Gives a reader's quarantined events back to it; says what it did."""
+    from .pending_deadlines import TRACKER_NAME
     from .projections.projector import Projector
-    from .scheduler import TRACKER_NAME, DeadlineScheduler
+    from .scheduler import DeadlineScheduler
 
     positions = quarantine.release(reader)
     if not positions:

@@ -30,18 +30,12 @@ from .domain import Dispute, rules
 from .infrastructure.deadlines import UNCHANGED
 from .infrastructure.pool import TRANSIENT_ERRORS
 from .metrics import TIMEOUTS_FIRED
-from .pending_deadlines import PENDING_TABLE, TRACKER_NAME, PendingDeadlines, PendingRow
+from .pending_deadlines import PendingDeadlines
+
+# The sandbox clock's names, for the callers that still import them from here.
 from .sandbox_clock import ClockStore, ServiceClock, advance_clock
 
-__all__ = [
-    "PENDING_TABLE",
-    "TRACKER_NAME",
-    "ClockStore",
-    "DeadlineScheduler",
-    "PendingRow",
-    "ServiceClock",
-    "advance_clock",
-]
+__all__ = ["ClockStore", "DeadlineScheduler", "ServiceClock", "advance_clock"]
 
 log = logging.getLogger(__name__)
 

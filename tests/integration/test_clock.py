@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from services.dispute.domain import Dispute
-from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock, advance_clock
+from services.dispute.sandbox_clock import ClockStore, ServiceClock, advance_clock
+from services.dispute.scheduler import DeadlineScheduler
 from shared.clock import FixedClock
 from tests.integration.app_commands import act
 from tests.integration.test_scheduler import (

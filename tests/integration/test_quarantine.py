@@ -15,10 +15,11 @@ from eventsourcing.persistence import StoredEvent
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import OrderFacts
 from services.dispute.domain.values import Actor, Role
+from services.dispute.pending_deadlines import TRACKER_NAME
 from services.dispute.projections import DashboardQueries, Projector
 from services.dispute.projections.projector import DISPUTE_TOPIC_PREFIX
 from services.dispute.quarantine import Quarantine, retry
-from services.dispute.scheduler import TRACKER_NAME, DeadlineScheduler
+from services.dispute.scheduler import DeadlineScheduler
 from shared.clock import FixedClock
 from shared.money import Money
 

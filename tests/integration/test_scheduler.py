@@ -16,7 +16,8 @@ from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute, OrderFacts
 from services.dispute.domain.values import Actor, Role
 from services.dispute.infrastructure.pool import DatabaseUnavailable
-from services.dispute.scheduler import PENDING_TABLE, DeadlineScheduler, PendingRow
+from services.dispute.pending_deadlines import PENDING_TABLE, PendingRow
+from services.dispute.scheduler import DeadlineScheduler
 from shared.clock import Clock, FixedClock
 from shared.money import Money
 from tests.integration.app_commands import act

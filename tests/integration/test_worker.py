@@ -18,7 +18,8 @@ import pytest
 
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute
-from services.dispute.scheduler import ClockStore, DeadlineScheduler, ServiceClock
+from services.dispute.sandbox_clock import ClockStore, ServiceClock
+from services.dispute.scheduler import DeadlineScheduler
 from services.dispute.settings import load_settings
 from tests.integration.test_scheduler import count_events, dispute, open_case
 

@@ -19,7 +19,7 @@ from types import FrameType
 from pydantic import ValidationError
 
 from services.dispute.metrics import Sampler, sample_delivery, sample_pool
-from services.dispute.scheduler import ServiceClock
+from services.dispute.sandbox_clock import ServiceClock
 from services.dispute.settings import load_settings
 from services.dispute.startup import check_database
 from services.dispute.worker import _start_application
