@@ -65,7 +65,12 @@ def main() -> int:
     )
     threads: list[threading.Thread] = []
     store = WebhookStore(app, create=settings.create_tables)
-    sampler = Sampler(lambda: (sample_delivery(app, store), sample_pool(app))).start()
+
+    def sample() -> None:
+        sample_delivery(app, store)
+        sample_pool(app)
+
+    sampler = Sampler(sample).start()
     deliverer = Deliverer(
         app,
         store,
