@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from services.dispute.domain import rules
+from services.dispute.domain import guards, rules
 from shared import permissions
 from shared.contract import ACTION_BODIES
 
@@ -31,9 +31,9 @@ def test_each_rows_role_guard_is_the_permission_tables() -> None:
 
 def test_a_change_of_the_table_is_a_change_of_who_may_pull_the_trigger() -> None:
     # The guard is evaluated from the table each time (no copy): who the table names.
-    probe = rules.Probe(facts=rules._NO_FACTS, role="seller")
+    probe = guards.Probe(facts=guards._NO_FACTS, role="seller")
     assert probe.by_seller() and not probe.by_buyer() and probe.by_buyer_or_seller()
-    assert rules.Probe(facts=rules._NO_FACTS, role="agent").by_agent_or_buyer_or_seller()
+    assert guards.Probe(facts=guards._NO_FACTS, role="agent").by_agent_or_buyer_or_seller()
 
 
 def test_time_outs_are_the_deadline_workers_only_and_it_calls_no_route() -> None:

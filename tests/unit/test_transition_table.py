@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.dispute.domain import COMMAND_METHODS, Dispute, rules
+from services.dispute.domain import COMMAND_METHODS, Dispute, guards, rules
 from services.dispute.domain.errors import (
     ActionNotAllowed,
     DisputeNotFound,
@@ -378,7 +378,7 @@ def allowed_by_trying(case: Case, actor: Actor) -> list[str]:
 
 def _passes_check(trigger: str, dispute: Dispute, actor: Actor, case: Case) -> bool:
     try:
-        rules.check(trigger, dispute, actor.role, case.at, actor.id)
+        guards.check(trigger, dispute, actor.role, case.at, actor.id)
     except (RoleNotPermitted, ActionNotAllowed):
         return False
     return True

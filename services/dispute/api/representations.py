@@ -140,7 +140,7 @@ def _final_at(dispute: Dispute) -> datetime | None:
     ruling = dispute.ruling or {}
     if dispute.state == rules.RULED:
         for deadline in dispute.deadlines:
-            if deadline["kind"] == "appeal_window":
+            if deadline["kind"] == rules.DeadlineKind.APPEAL_WINDOW:
                 window_ends: datetime = deadline["due_at"]
                 return window_ends
     final_at: datetime | None = ruling["final_at"] if "final_at" in ruling else ruling.get("at")
