@@ -14,7 +14,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from shared.clock import Clock, SystemClock
 from shared.money import Money
@@ -37,6 +37,7 @@ from .domain import (
 )
 from .domain.commands import Command
 from .domain.values import Actor, Context, Role
+from .transcodings import register as register_value_transcodings
 
 SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 
@@ -65,6 +66,11 @@ class DisputeApplication(Application[UUID]):
         super().__init__(env=env)
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or Policy()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """The Dispute's value objects, as its snapshots store them."""
+        super().register_transcodings(transcoder)
+        register_value_transcodings(transcoder)
 
     def context(self, actor: Actor, correlation_id: str) -> Context:
         """Who, when, and which request (its id, and its trace when it has one)."""
@@ -147,7 +153,7 @@ class DisputeApplication(Application[UUID]):
         if order.dispute_id is not None:
             dispute = self.repository.get(_uuid(order.dispute_id))
         refund = dispute.refund if dispute is not None else None
-        paid = refund["amount"] if refund and refund.get("paid_at") is not None else None
+        paid = refund.amount if refund is not None and refund.paid_at is not None else None
         chargeback = order.record_chargeback(
             ctx, reference=reference, amount=amount, reason=reason, opened_at=opened_at,
             refund_paid=paid,

@@ -202,6 +202,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
+    if hasattr(value, "as_dict"):  # a value object of the domain's state
+        return _plain(value.as_dict())
     if hasattr(value, "value") and isinstance(value.value, (str, int)):
         return value.value  # an enum
     for attr in ("amount", "currency"):

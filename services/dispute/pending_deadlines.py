@@ -28,6 +28,7 @@ from shared.clock import Clock
 
 from .application import DisputeApplication
 from .domain import Dispute, rules
+from .domain.state import DeadlineData
 from .infrastructure.backend import recorders_of
 from .infrastructure.deadlines import PENDING_TABLE, TRACKING_TABLE
 from .quarantine import Quarantine
@@ -48,7 +49,7 @@ class PendingRow:
 
 @dataclass(frozen=True)
 class _DeadlineFacts:
-    deadlines: list[dict[str, Any]]
+    deadlines: list[DeadlineData]
 
 
 def pending_row(event: Dispute.Event) -> PendingRow | None:

@@ -103,9 +103,7 @@ class DeadlineScheduler(PendingDeadlines):
             log.exception("reading dispute %s failed; retrying later", dispute_id)
             return 0, now + self.retry_after, version
         later = [
-            d["due_at"]
-            for d in dispute.deadlines
-            if rules.DEADLINES.get(d["kind"]) and d["due_at"] > now
+            d.due_at for d in dispute.deadlines if rules.DEADLINES.get(d.kind) and d.due_at > now
         ]
         return 0, (min(later) if later else None), dispute.version
 

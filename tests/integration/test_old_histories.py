@@ -92,3 +92,19 @@ def test_old_events_keep_their_topics(name: str) -> None:
         assert isinstance(event, Dispute.Event)
         assert get_topic(type(event)) == record["topic"]
         assert mapper.to_stored_event(event).topic == record["topic"]
+
+
+@pytest.mark.parametrize("name", sorted(HISTORIES))
+def test_a_snapshot_taken_now_holds_the_same_values_as_a_replay(
+    app: DisputeApplication, name: str
+) -> None:
+    history = HISTORIES[name]
+    dispute_id = UUID(history["id"])
+    app.recorder.insert_events([stored(history, r) for r in history["events"]])
+    replayed: Dispute = app.repository.get(dispute_id)
+    app.take_snapshot(dispute_id)
+    assert app.snapshots is not None
+    [snapshot] = app.snapshots.recorder.select_events(dispute_id, desc=True, limit=1)
+    assert b'"_type_":"dispute_policy"' in snapshot.state  # values, through transcodings
+    from_snapshot: Dispute = app.repository.get(dispute_id)
+    assert vars(from_snapshot) == vars(replayed)

@@ -204,7 +204,7 @@ def fresh(backend: dict[str, str]) -> Iterator[World]:
 
 
 def _next_deadline(dispute: Dispute) -> datetime | None:
-    return min((d["due_at"] for d in dispute.deadlines), default=None)
+    return min((d.due_at for d in dispute.deadlines), default=None)
 
 
 def test_summary_has_one_row_per_dispute_matching_its_aggregate(seeded: Any) -> None:
@@ -214,7 +214,7 @@ def test_summary_has_one_row_per_dispute_matching_its_aggregate(seeded: Any) -> 
     for dispute in aggregates:
         row = queries.get_summary(str(dispute.id))
         assert row is not None
-        refund = dispute.refund or {}
+        refund = dispute.refund
         assert row == row | {
             "order_ref": dispute.order_ref,
             "buyer_id": dispute.buyer_id,
@@ -229,8 +229,8 @@ def test_summary_has_one_row_per_dispute_matching_its_aggregate(seeded: Any) -> 
             "seller_responded_at": dispute.seller_responded_at,
             "escalated_at": dispute.escalated_at,
             "next_deadline_at": _next_deadline(dispute),
-            "refund_amount": refund.get("amount"),
-            "refund_paid_at": refund.get("paid_at"),
+            "refund_amount": None if refund is None else refund.amount,
+            "refund_paid_at": None if refund is None else refund.paid_at,
             "outcome": dispute.outcome,
             "closed_at": dispute.closed_at,
         }
@@ -468,10 +468,10 @@ def test_counts_by_state_outcome_and_day(seeded: Any) -> None:
 
 def _due(world: World, now: datetime, within: timedelta) -> list[tuple[str, str]]:
     return sorted(
-        (str(d.id), dl["kind"])
+        (str(d.id), dl.kind.value)
         for d in world.aggregates()
         for dl in d.deadlines
-        if now <= dl["due_at"] < now + within
+        if now <= dl.due_at < now + within
     )
 
 
@@ -494,17 +494,17 @@ def test_some_chosen_times_do_have_deadlines_due(seeded: Any) -> None:
     # The bulk disputes' seller windows end 5 days after opening (T0 - 1 day + ...).
     assert len(queries.deadlines_due(T0 + timedelta(days=3, hours=12))) == 24
     ruling = next(d for d in world.app.get_dispute(AGENT, world.disputes["d3"]).deadlines)
-    due = queries.deadlines_due(ruling["due_at"] - timedelta(hours=1), timedelta(hours=2))
+    due = queries.deadlines_due(ruling.due_at - timedelta(hours=1), timedelta(hours=2))
     assert [(r["dispute_id"], r["kind"]) for r in due] == [(world.disputes["d3"], "ruling")]
 
 
 def test_reviews_past_their_ruling_sla(seeded: Any) -> None:
     world, _, queries = seeded
     d3 = world.app.get_dispute(AGENT, world.disputes["d3"])
-    [ruling] = [d for d in d3.deadlines if d["kind"] == "ruling"]
-    assert ruling["due_at"] == datetime(2026, 3, 11, 14, 0, tzinfo=UTC)  # 7 business days
-    assert queries.sla_breaches(ruling["due_at"]) == []
-    [breach] = queries.sla_breaches(ruling["due_at"] + timedelta(seconds=1))
+    [ruling] = [d for d in d3.deadlines if d.kind == "ruling"]
+    assert ruling.due_at == datetime(2026, 3, 11, 14, 0, tzinfo=UTC)  # 7 business days
+    assert queries.sla_breaches(ruling.due_at) == []
+    [breach] = queries.sla_breaches(ruling.due_at + timedelta(seconds=1))
     assert (breach["dispute_id"], breach["state"], breach["escalated_at"]) == (
         str(d3.id),
         "under_review",
@@ -515,7 +515,8 @@ def test_reviews_past_their_ruling_sla(seeded: Any) -> None:
 def test_refunds_past_their_expected_payout(seeded: Any) -> None:
     world, _, queries = seeded
     d2 = world.app.get_dispute(AGENT, world.disputes["d2"])
-    expected_by = d2.refund["expected_by"]
+    assert d2.refund is not None
+    expected_by = d2.refund.expected_by
     assert queries.payouts_overdue(expected_by) == []
     [late] = queries.payouts_overdue(expected_by + timedelta(minutes=1))
     assert late["dispute_id"] == str(d2.id)

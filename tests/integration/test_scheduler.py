@@ -108,15 +108,15 @@ def test_seller_silence_grants_the_buyers_request(
         case = dispute(app, dispute_id)
         assert case.state == state
         assert case.resolution is not None
-        assert case.resolution["amount"] == 6_000
-        assert case.resolution["via"] == "seller_response_timeout"
+        assert case.resolution.amount == 6_000
+        assert case.resolution.via == "seller_response_timeout"
         lapsed = [
             e for e in history(app, dispute_id) if isinstance(e, Dispute.SellerResponseLapsed)
         ]
         assert len(lapsed) == 1
         assert lapsed[0].actor_role == Role.SYSTEM
         if state == "refund_pending":
-            assert case.refund is not None and case.refund["amount"] == 6_000
+            assert case.refund is not None and case.refund.amount == 6_000
 
 
 def test_buyer_silence_after_an_offer_closes_the_case(backend: dict[str, str]) -> None:
@@ -152,7 +152,7 @@ def test_nothing_fires_before_its_due_time(backend: dict[str, str]) -> None:
     with dispute_app(backend, clock) as app:
         scheduler = DeadlineScheduler(app)
         dispute_id = open_case(app, "o-early")
-        due_at = dispute(app, dispute_id).deadlines[0]["due_at"]
+        due_at = dispute(app, dispute_id).deadlines[0].due_at
         assert due_at == T0 + timedelta(days=5)
 
         clock.set(due_at - timedelta(microseconds=1))
@@ -278,9 +278,7 @@ def test_pending_table_always_equals_a_rebuild_from_zero(backend: dict[str, str]
             case = dispute(app, dispute_id)
             assert row.version == case.version
             assert row.due_at == min(
-                d["due_at"]
-                for d in case.deadlines
-                if d["kind"] != "refund_payout" and d["kind"] != "ruling"
+                d.due_at for d in case.deadlines if d.kind != "refund_payout" and d.kind != "ruling"
             )
 
 

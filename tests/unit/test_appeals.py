@@ -44,11 +44,11 @@ class TestTheAppealWindow:
         assert case.state == rules.RULED
         ruling = case.dispute.ruling
         assert ruling is not None
-        assert (ruling["decision"], ruling["amount"], ruling["agent_id"]) == (
+        assert (ruling.decision, ruling.amount, ruling.agent_id) == (
             "full_refund", ORDER_AMOUNT, AGENT.id,
         )  # fmt: skip
-        assert ruling["final_at"] == case.at + timedelta(days=3)
-        assert case.dispute.deadlines == [
+        assert ruling.final_at == case.at + timedelta(days=3)
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
             {"kind": "appeal_window", "due_from": "seller", "due_at": case.at + timedelta(days=3)}
         ]
         assert case.dispute.refund is None and case.dispute.resolution is None
@@ -66,7 +66,7 @@ class TestTheAppealWindow:
         self, decision: str, amount: int | None, due_from: str
     ) -> None:
         case = ruled(decision, amount)
-        assert case.dispute.deadlines[0]["due_from"] == due_from
+        assert case.dispute.deadlines[0].due_from == due_from
 
     @pytest.mark.parametrize(
         ("decision", "amount", "state", "refund"),
@@ -85,10 +85,10 @@ class TestTheAppealWindow:
         assert case.dispute.due_timeouts(case.at) == ["appeal_window_timeout"]
         case.dispute.fire_timeout(case.by(SYSTEM), "appeal_window_timeout")
         assert case.state == state
-        assert (case.dispute.refund or {}).get("amount") == refund
-        assert case.dispute.ruling is not None and case.dispute.ruling["final_at"] == case.at
+        assert getattr(case.dispute.refund, "amount", None) == refund
+        assert case.dispute.ruling is not None and case.dispute.ruling.final_at == case.at
         assert case.dispute.resolution is not None
-        assert case.dispute.resolution["via"] == "appeal_window_timeout"
+        assert case.dispute.resolution.via == "appeal_window_timeout"
         if decision == "seller_favoured":
             assert case.dispute.outcome == Outcome.SELLER_FAVOURED
 
@@ -98,21 +98,21 @@ class TestTheAppealWindow:
                           return_shipping_paid_by="buyer", rationale="Both at fault")  # fmt: skip
         case.dispute.fire_timeout(case.later(days=3).by(SYSTEM), "appeal_window_timeout")
         assert case.dispute.return_shipment is not None
-        assert case.dispute.return_shipment["shipping_paid_by"] == "buyer"
+        assert case.dispute.return_shipment.shipping_paid_by == "buyer"
 
     def test_a_window_of_zero_turns_appeals_off(self) -> None:
         case = under_review(policy=Policy(appeal_window_days=0))
         case.dispute.rule(case.later(hours=1).by(AGENT), decision="full_refund", rationale="x")
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.ruling is not None and case.dispute.ruling["final_at"] == case.at
+        assert case.dispute.ruling is not None and case.dispute.ruling.final_at == case.at
 
     def test_the_policy_a_dispute_was_opened_under_decides_its_window(self) -> None:
         case = ruled(policy=Policy(appeal_window_days=7))
-        assert case.dispute.deadlines[0]["due_at"] == case.at + timedelta(days=7)
+        assert case.dispute.deadlines[0].due_at == case.at + timedelta(days=7)
 
     def test_an_agent_may_extend_the_window(self) -> None:
         case = ruled()
-        until = case.dispute.deadlines[0]["due_at"] + timedelta(days=2)
+        until = case.dispute.deadlines[0].due_at + timedelta(days=2)
         case.dispute.extend_deadline(
             case.later(hours=1).by(AGENT), deadline="appeal_window", until=until, reason="Holiday"
         )
@@ -146,11 +146,11 @@ class TestFilingAnAppeal:
         assert case.state == rules.UNDER_APPEAL
         appeal = case.dispute.appeal
         assert appeal is not None
-        assert (appeal["by"], appeal["by_id"], appeal["at"]) == (
+        assert (appeal.by, appeal.by_id, appeal.at) == (
             appellant.role, appellant.id, case.at,
         )  # fmt: skip
-        assert appeal["first_ruling"]["decision"] == decision
-        assert case.dispute.ruling is not None and case.dispute.ruling["final_at"] is None
+        assert appeal.first_ruling.decision == decision
+        assert case.dispute.ruling is not None and case.dispute.ruling.final_at is None
         assert [e["added_by"] for e in case.dispute.evidence[-2:]] == [appellant.role] * 2
 
     @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ class TestFilingAnAppeal:
 
     def test_the_appeal_ruling_is_due_in_seven_business_days_an_sla(self) -> None:
         case = under_appeal()
-        assert case.dispute.deadlines == [
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
             {"kind": "appeal_ruling", "due_from": "agent",
              "due_at": add_business_days(case.at, 7)},
         ]  # fmt: skip
@@ -213,7 +213,7 @@ class TestFilingAnAppeal:
         case.dispute.rule(case.later(days=1).by(AGENT), decision="partial_refund", amount=1_000,
                           rationale="Half of it came back")  # fmt: skip
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.appeal is not None and case.dispute.appeal["decided_by"] == AGENT_2.id
+        assert case.dispute.appeal is not None and case.dispute.appeal.decided_by == AGENT_2.id
 
     def test_a_ruling_is_appealed_once(self) -> None:
         case = under_appeal("partial_refund", 2_500, appellant=SELLER)
@@ -242,12 +242,12 @@ class TestDecidingTheAppeal:
         assert (case.state, case.dispute.outcome) == (rules.CLOSED, Outcome.SELLER_FAVOURED)
         appeal = case.dispute.appeal
         assert appeal is not None
-        assert (appeal["decided_at"], appeal["decided_by"], appeal["overturned"]) == (
+        assert (appeal.decided_at, appeal.decided_by, appeal.overturned) == (
             case.at, AGENT_2.id, True,
         )  # fmt: skip
         ruling = case.dispute.ruling
         assert ruling is not None
-        assert (ruling["decision"], ruling["agent_id"], ruling["final_at"]) == (
+        assert (ruling.decision, ruling.agent_id, ruling.final_at) == (
             "seller_favoured", AGENT_2.id, case.at,
         )  # fmt: skip
         assert case.dispute.deadlines == []
@@ -256,14 +256,14 @@ class TestDecidingTheAppeal:
         case = under_appeal("full_refund")
         case.dispute.rule(case.later(days=1).by(AGENT_2), decision="full_refund", rationale="x")
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.appeal is not None and case.dispute.appeal["overturned"] is False
+        assert case.dispute.appeal is not None and case.dispute.appeal.overturned is False
 
     def test_another_amount_counts_as_overturned(self) -> None:
         case = under_appeal("partial_refund", 2_500, appellant=BUYER)
         case.dispute.rule(case.later(days=1).by(AGENT_2), decision="partial_refund",
                           amount=6_000, rationale="More")  # fmt: skip
-        assert case.dispute.appeal is not None and case.dispute.appeal["overturned"] is True
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 6_000
+        assert case.dispute.appeal is not None and case.dispute.appeal.overturned is True
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 6_000
 
     def test_the_appeal_agent_may_ask_a_party_for_information(self) -> None:
         case = under_appeal()
@@ -327,9 +327,9 @@ class TestHistoriesRecordedBeforeAppeals:
         for event in events:
             dispute = event.mutate(dispute)
         assert dispute.state == rules.REFUND_PENDING
-        assert dispute.refund is not None and dispute.refund["amount"] == 2_500
+        assert dispute.refund is not None and dispute.refund.amount == 2_500
         assert dispute.appeal is None and dispute.chargeback is None
-        assert dispute.ruling is not None and dispute.ruling["final_at"] == dispute.ruling["at"]
+        assert dispute.ruling is not None and dispute.ruling.final_at == dispute.ruling.at
         assert "appeal" not in dispute.allowed_actions(BUYER)
         from_snapshot = snap.mutate(None)
         assert from_snapshot.state == rules.REFUND_PENDING
@@ -339,8 +339,8 @@ class TestHistoriesRecordedBeforeAppeals:
         events, snap = old("under_review")
         for dispute in (snap.mutate(None), _replay(events)):
             assert dispute.state == rules.UNDER_REVIEW
-            assert "appeal_window_days" not in dispute.policy
-            at = dispute.deadlines[0]["due_at"] - timedelta(days=1)
+            assert dispute.policy.appeal_window_days == 0  # none recorded: appeals off
+            at = dispute.deadlines[0].due_at - timedelta(days=1)
             dispute.rule(
                 Case(dispute, None, at).by(AGENT),  # type: ignore[arg-type]
                 decision="full_refund", rationale="x",

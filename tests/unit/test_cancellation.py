@@ -48,7 +48,7 @@ class TestOpening:
         assert (case.state, case.dispute.reason) == (rules.AWAITING_SELLER, "not_shipped")
         assert case.dispute.evidence == []
         [deadline] = case.dispute.deadlines
-        assert (deadline["kind"], deadline["due_at"]) == ("seller_response", T0 + timedelta(days=5))
+        assert (deadline.kind, deadline.due_at) == ("seller_response", T0 + timedelta(days=5))
 
     def test_a_shipped_order_is_refused_naming_when_it_shipped(self) -> None:
         order = make_order(shipped_at=T0 - timedelta(days=2))
@@ -76,7 +76,7 @@ class TestOpening:
     def test_the_response_window_is_policy(self) -> None:
         policy = Policy(seller_response_days_by_reason={"not_shipped": 7})
         case = not_shipped(policy=policy)
-        assert case.dispute.deadlines[0]["due_at"] == T0 + timedelta(days=7)
+        assert case.dispute.deadlines[0].due_at == T0 + timedelta(days=7)
 
 
 class TestTheSellersAnswer:
@@ -84,7 +84,7 @@ class TestTheSellersAnswer:
         case = not_shipped()
         case.dispute.accept(case.later(hours=2).by(SELLER))
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == ORDER_AMOUNT
+        assert case.dispute.refund is not None and case.dispute.refund.amount == ORDER_AMOUNT
         case.dispute.refund_paid(case.later(days=1).by(SERVICE), reference="re_1", paid_at=case.at)
         assert case.dispute.outcome == Outcome.REFUNDED_FULL
 
@@ -92,7 +92,7 @@ class TestTheSellersAnswer:
         case = not_shipped()
         case.dispute.fire_timeout(case.later(days=5).by(SYSTEM), "seller_response_timeout")
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == ORDER_AMOUNT
+        assert case.dispute.refund is not None and case.dispute.refund.amount == ORDER_AMOUNT
 
     def test_rejecting_needs_proof_of_shipment(self) -> None:
         case = not_shipped()

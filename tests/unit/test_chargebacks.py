@@ -129,7 +129,7 @@ class TestTheOpenDispute:
                                      paid_at=case.at)  # fmt: skip
         assert "chargeback" in refused.value.message
         assert snapshot(case.dispute) == before
-        assert case.dispute.refund is not None and case.dispute.refund["paid_at"] is None
+        assert case.dispute.refund is not None and case.dispute.refund.paid_at is None
 
     def test_a_closed_dispute_is_not_closed_again(self) -> None:
         case = refund_pending()

@@ -25,7 +25,7 @@ from .helpers import (
 class TestExtendingADeadline:
     def test_an_agent_moves_a_pending_deadline_later_and_the_time_out_follows(self) -> None:
         case = open_case()
-        due = case.dispute.deadlines[0]["due_at"]
+        due = case.dispute.deadlines[0].due_at
         case.dispute.extend_deadline(
             case.later(days=1).by(AGENT),
             deadline="seller_response",
@@ -54,7 +54,7 @@ class TestExtendingADeadline:
     @pytest.mark.parametrize("shift", [timedelta(0), -timedelta(hours=1)])
     def test_the_new_due_time_must_be_later_than_the_current_one(self, shift: timedelta) -> None:
         case = under_review()
-        due = case.dispute.deadlines[0]["due_at"]
+        due = case.dispute.deadlines[0].due_at
         before = snapshot(case.dispute)
         with pytest.raises(InvalidInput) as refused:
             case.dispute.extend_deadline(
@@ -65,7 +65,7 @@ class TestExtendingADeadline:
 
     def test_an_overdue_deadline_must_be_moved_into_the_future(self) -> None:
         case = open_case()
-        due = case.dispute.deadlines[0]["due_at"]
+        due = case.dispute.deadlines[0].due_at
         case.later(days=10)
         with pytest.raises(InvalidInput):
             case.dispute.extend_deadline(
@@ -91,7 +91,9 @@ class TestTimeOutsFireOnlyWhenDue:
     def test_the_worker_is_told_which_time_outs_are_due_in_order(self) -> None:
         case = open_case()
         assert case.dispute.due_timeouts(case.at) == []
-        assert rules.next_timeout_at(case.dispute) == case.at + timedelta(days=5)
+        assert rules.next_timeout_at(case.dispute.collect_events()[-1]) == case.at + timedelta(
+            days=5
+        )
         assert case.dispute.due_timeouts(case.at + timedelta(days=5)) == ["seller_response_timeout"]
 
     def test_a_time_out_of_another_state_is_refused_even_when_late(self) -> None:
@@ -111,4 +113,4 @@ class TestTimeOutsFireOnlyWhenDue:
     def test_the_sla_of_a_ruling_and_the_payout_date_have_no_time_out(self) -> None:
         assert rules.DEADLINES["ruling"] is None and rules.DEADLINES["refund_payout"] is None
         case = under_review()
-        assert rules.next_timeout_at(case.dispute) is None
+        assert rules.next_timeout_at(case.dispute.collect_events()[-1]) is None

@@ -240,7 +240,7 @@ class DisputeLifecycle(RuleBasedStateMachine):
         assert trigger is not None
         args = {k: self._resolve(v) for k, v in data.draw(VALID[trigger]).items()}
         if trigger == "extend_deadline":
-            kinds = [d["kind"] for d in dispute.deadlines if d["kind"] != "refund_payout"]
+            kinds = [d.kind for d in dispute.deadlines if d.kind != "refund_payout"]
             args["deadline"] = data.draw(st.sampled_from(kinds))
         method = getattr(dispute, COMMAND_METHODS[trigger])
         error = self._attempt(lambda: method(self.case.by(actor), **args))
@@ -298,30 +298,30 @@ class DisputeLifecycle(RuleBasedStateMachine):
         windows = [e for e in self.events if isinstance(e, Dispute.RulingIssued)]
         assert len(appeals) <= len(windows) <= 1
         if d.appeal is not None:
-            first = d.appeal["first_ruling"]
-            assert d.appeal["by"] in rules.APPEALABLE_BY[first["decision"]]
-            if d.appeal["decided_by"] is not None:
-                assert d.appeal["decided_by"] != first["agent_id"]
-                assert d.ruling is not None and d.ruling["agent_id"] == d.appeal["decided_by"]
+            first = d.appeal.first_ruling
+            assert d.appeal.by in rules.APPEALABLE_BY[first.decision]
+            if d.appeal.decided_by is not None:
+                assert d.appeal.decided_by != first.agent_id
+                assert d.ruling is not None and d.ruling.agent_id == d.appeal.decided_by
         if d.state == rules.RULED:
-            assert d.ruling is not None and d.ruling["final_at"] is not None
-            assert [k["kind"] for k in d.deadlines] == ["appeal_window"]
+            assert d.ruling is not None and d.ruling.final_at is not None
+            assert [k.kind for k in d.deadlines] == ["appeal_window"]
 
     @invariant()
     def no_refund_is_paid_once_charged_back(self) -> None:
         d = self.case.dispute
         if d.outcome == "chargeback":
-            assert d.state == rules.CLOSED and (d.refund or {}).get("paid_at") is None
+            assert d.state == rules.CLOSED and getattr(d.refund, "paid_at", None) is None
 
     @invariant()
     def money_never_exceeds_the_order_amount(self) -> None:
         d = self.case.dispute
-        amounts = [d.requested_amount, (d.refund or {}).get("amount"),
-                   (d.resolution or {}).get("amount"), (d.standing_offer or {}).get("amount"),
-                   (d.ruling or {}).get("amount")]  # fmt: skip
+        amounts = [d.requested_amount, getattr(d.refund, "amount", None),
+                   getattr(d.resolution, "amount", None), getattr(d.standing_offer, "amount", None),
+                   getattr(d.ruling, "amount", None)]  # fmt: skip
         assert all(a is None or 1 <= a <= d.order_amount for a in amounts), amounts
         if d.state == rules.REFUND_PENDING:
-            assert d.refund is not None and d.refund["reference"] is None
+            assert d.refund is not None and d.refund.reference is None
 
     @invariant()
     def the_events_rebuild_the_live_aggregate(self) -> None:

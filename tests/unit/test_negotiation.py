@@ -31,10 +31,11 @@ class TestSellersFirstAnswer:
         case = open_case(amount=7_000)
         case.dispute.fire_timeout(case.later(days=5).by(SYSTEM), "seller_response_timeout")
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.resolution == {
+        assert case.dispute.resolution is not None
+        assert case.dispute.resolution.as_dict() == {
             "settlement": "refund", "amount": 7_000, "via": "seller_response_timeout",
         }  # fmt: skip
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 7_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 7_000
 
     def test_seller_silence_on_a_return_request_starts_the_return(self) -> None:
         case = open_case(resolution="return_and_refund")
@@ -44,13 +45,13 @@ class TestSellersFirstAnswer:
     def test_the_seller_accepting_grants_the_request_as_asked(self) -> None:
         case = open_case(amount=3_000)
         case.dispute.accept(case.later(hours=2).by(SELLER))
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 3_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 3_000
         assert case.dispute.seller_responded_at == case.at
 
     def test_a_rejection_gives_the_buyer_the_turn_for_five_days(self) -> None:
         case = buyers_turn()
         assert case.dispute.turn == "buyer"
-        assert case.dispute.deadlines == [
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
             {"kind": "buyer_response", "due_from": "buyer", "due_at": case.at + timedelta(days=5)}
         ]
         assert case.dispute.seller_responded_at == case.at
@@ -102,18 +103,18 @@ class TestOffers:
         case = open_case(amount=4_000)
         case.dispute.offer(case.by(SELLER), type="full_refund")
         assert case.dispute.standing_offer is not None
-        assert case.dispute.standing_offer["amount"] == ORDER_AMOUNT
+        assert case.dispute.standing_offer.amount == ORDER_AMOUNT
 
     def test_an_offer_stands_until_the_buyer_answers(self) -> None:
         case = with_offer("partial_refund", Money(4_000, "USD"))
         assert case.dispute.standing_offer is not None
-        assert case.dispute.standing_offer["amount"] == 4_000
+        assert case.dispute.standing_offer.amount == 4_000
         assert case.dispute.turn == "buyer"
 
     def test_accepting_a_partial_offer_fixes_a_partial_refund(self) -> None:
         case = with_offer("partial_refund", 4_000)
         case.dispute.accept_offer(case.later(hours=1).by(BUYER))
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 4_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 4_000
 
     def test_accepting_a_replacement_closes_the_dispute(self) -> None:
         case = with_offer("replacement", None)
@@ -156,8 +157,8 @@ class TestTurns:
         d = case.dispute
         assert (d.requested_resolution, d.requested_amount) == ("return_and_refund", 9_000)
         assert (d.turn, d.standing_offer) == ("seller", None)
-        assert [x["kind"] for x in d.deadlines] == ["seller_response"]
-        assert d.deadlines[0]["due_at"] == case.at + timedelta(days=5)
+        assert [x.kind for x in d.deadlines] == ["seller_response"]
+        assert d.deadlines[0].due_at == case.at + timedelta(days=5)
 
     @pytest.mark.parametrize(
         ("amount", "rule"), [(0, "minimum"), (ORDER_AMOUNT + 1, "not_above_order_amount")]
@@ -172,7 +173,7 @@ class TestTurns:
     def test_a_lapsed_seller_turn_grants_the_buyers_standing_request(self) -> None:
         case = sellers_turn(amount=8_000)
         case.dispute.fire_timeout(case.later(days=5).by(SYSTEM), "seller_response_timeout")
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 8_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 8_000
 
     def test_a_lapsed_buyer_turn_closes_the_dispute(self) -> None:
         case = with_offer()
@@ -202,7 +203,7 @@ class TestEscalation:
     def test_escalation_ends_the_turns_and_starts_the_ruling_clock(self) -> None:
         case = under_review()
         assert (case.dispute.turn, case.dispute.escalated_at) == (None, case.at)
-        assert [d["kind"] for d in case.dispute.deadlines] == ["ruling"]
+        assert [d.kind for d in case.dispute.deadlines] == ["ruling"]
 
 
 class TestWithdrawal:

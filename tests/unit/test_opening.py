@@ -167,19 +167,19 @@ class TestWhatTheBuyerStates:
 class TestWhatOpeningRecords:
     def test_the_seller_has_five_days_to_answer_by_default(self) -> None:
         [deadline] = open_case().dispute.deadlines
-        assert deadline["kind"] == "seller_response"
-        assert deadline["due_at"] == T0 + timedelta(days=5)
+        assert deadline.kind == "seller_response"
+        assert deadline.due_at == T0 + timedelta(days=5)
 
     def test_a_per_reason_override_sets_the_sellers_response_window(self) -> None:
         policy = Policy(seller_response_days_by_reason={"not_as_described": 15})
         slow = open_case(reason="not_as_described", policy=policy)
         usual = open_case(reason="damaged", policy=policy)
-        assert slow.dispute.deadlines[0]["due_at"] == T0 + timedelta(days=15)
-        assert usual.dispute.deadlines[0]["due_at"] == T0 + timedelta(days=5)
+        assert slow.dispute.deadlines[0].due_at == T0 + timedelta(days=15)
+        assert usual.dispute.deadlines[0].due_at == T0 + timedelta(days=5)
 
     def test_the_policy_in_force_is_recorded_with_the_dispute(self) -> None:
         policy = Policy(version="v-test", offer_response_days=7)
-        assert open_case(policy=policy).dispute.policy == policy.as_dict()
+        assert open_case(policy=policy).dispute.policy == policy
 
     def test_the_opened_event_records_who_when_and_which_request(self) -> None:
         case = open_case()

@@ -38,12 +38,12 @@ class TestReturnTerms:
         shipment = case.dispute.return_shipment
         assert shipment is not None
         payer = "seller" if reason in SELLER_ERROR_REASONS else "buyer"
-        assert shipment["shipping_paid_by"] == payer
-        assert shipment["address"] == Policy().return_address
+        assert shipment.shipping_paid_by == payer
+        assert shipment.address == Policy().return_address
 
     def test_the_buyer_has_ten_days_to_ship(self) -> None:
         case = awaiting_return()
-        assert case.dispute.deadlines == [
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
             {"kind": "return_shipment", "due_from": "buyer",
              "due_at": case.at + timedelta(days=10)},
         ]  # fmt: skip
@@ -59,8 +59,8 @@ class TestShippingTheReturn:
         case = return_in_transit()
         shipment = case.dispute.return_shipment
         assert shipment is not None
-        assert (shipment["carrier"], shipment["tracking_number"]) == ("DHL", "JD1")
-        assert shipment["shipped_at"] == case.at
+        assert (shipment.carrier, shipment.tracking_number) == ("DHL", "JD1")
+        assert shipment.shipped_at == case.at
         assert case.dispute.deadlines == []
 
     @pytest.mark.parametrize("field", ["carrier", "tracking_number"])
@@ -73,7 +73,7 @@ class TestShippingTheReturn:
 
     def test_delivery_is_reported_once_and_starts_the_sellers_five_days(self) -> None:
         case = return_delivered()
-        assert case.dispute.deadlines == [
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
             {"kind": "return_confirmation", "due_from": "seller",
              "due_at": case.at + timedelta(days=5)},
         ]  # fmt: skip
@@ -94,7 +94,7 @@ class TestShippingTheReturn:
         case = return_in_transit()
         delivered = case.at + timedelta(days=1)
         case.dispute.return_delivered(case.later(days=3).by(SERVICE), delivered_at=delivered)
-        assert case.dispute.deadlines[0]["due_at"] == delivered + timedelta(days=5)
+        assert case.dispute.deadlines[0].due_at == delivered + timedelta(days=5)
 
 
 class TestSellerAnswersTheReturn:
@@ -102,14 +102,14 @@ class TestSellerAnswersTheReturn:
         case = return_delivered(amount=6_000)
         case.dispute.confirm_return(case.later(hours=1).by(SELLER))
         assert case.state == rules.REFUND_PENDING
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 6_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 6_000
 
     def test_contesting_the_received_item_sends_it_to_review(self) -> None:
         case = return_delivered()
         case.dispute.contest_return(case.later(hours=1).by(SELLER), reason="Box was empty")
         assert case.state == rules.UNDER_REVIEW
         assert case.dispute.contested and case.dispute.escalated_at == case.at
-        assert [d["kind"] for d in case.dispute.deadlines] == ["ruling"]
+        assert [d.kind for d in case.dispute.deadlines] == ["ruling"]
 
     def test_seller_silence_five_days_after_delivery_lets_the_refund_go_ahead(self) -> None:
         case = return_delivered()
@@ -129,9 +129,9 @@ class TestRefund:
         case = refund_pending(payment_method=method)
         refund = case.dispute.refund
         assert refund is not None
-        assert refund["expected_by"] == add_business_days(case.at, days)
-        assert case.dispute.deadlines == [
-            {"kind": "refund_payout", "due_from": "service", "due_at": refund["expected_by"]}
+        assert refund.expected_by == add_business_days(case.at, days)
+        assert [d.as_dict() for d in case.dispute.deadlines] == [
+            {"kind": "refund_payout", "due_from": "service", "due_at": refund.expected_by}
         ]
         assert case.dispute.due_timeouts(case.later(days=90).at) == []
 
@@ -141,7 +141,7 @@ class TestRefund:
         case.dispute.refund_failed(case.later(days=1).by(SERVICE), reason="Bank down")
         assert case.state == rules.REFUND_PENDING
         assert case.dispute.refund is not None
-        assert [f["reason"] for f in case.dispute.refund["failures"]] == [
+        assert [f.reason for f in case.dispute.refund.failures] == [
             "Card expired", "Bank down",
         ]  # fmt: skip
 
@@ -155,7 +155,7 @@ class TestRefund:
         case.dispute.refund_paid(case.by(SERVICE), reference="PAY-9", paid_at=paid)
         assert (case.state, case.dispute.outcome) == (rules.CLOSED, outcome)
         assert case.dispute.refund is not None
-        assert (case.dispute.refund["reference"], case.dispute.refund["paid_at"]) == (
+        assert (case.dispute.refund.reference, case.dispute.refund.paid_at) == (
             "PAY-9", paid,
         )  # fmt: skip
 
@@ -171,7 +171,7 @@ class TestRefund:
         case.dispute.rule(case.by(AGENT), decision="partial_refund", amount=1_234, rationale="x")
         refund = case.dispute.refund
         assert refund is not None
-        assert (refund["amount"], refund["currency"], refund["started_at"]) == (
+        assert (refund.amount, refund.currency, refund.started_at) == (
             1_234, "USD", case.at,
         )  # fmt: skip
 
@@ -185,4 +185,4 @@ class TestRefund:
         case = open_case(at=saturday, payment_method="wallet")
         case.dispute.accept(case.by(SELLER))
         assert case.dispute.refund is not None
-        assert case.dispute.refund["expected_by"] == datetime(2026, 3, 11, 10, 0, tzinfo=UTC)
+        assert case.dispute.refund.expected_by == datetime(2026, 3, 11, 10, 0, tzinfo=UTC)

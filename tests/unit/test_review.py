@@ -51,8 +51,8 @@ class TestRulingSla:
         case.dispute.escalate(case.by(BUYER), reason="Stuck")
         [ruling] = case.dispute.deadlines
         # Mon 9 .. Fri 13 is five, Mon 16 and Tue 17 make seven; weekends do not count.
-        assert ruling["due_at"] == datetime(2026, 3, 17, 16, 0, tzinfo=UTC)
-        assert ruling["due_from"] == "agent"
+        assert ruling.due_at == datetime(2026, 3, 17, 16, 0, tzinfo=UTC)
+        assert ruling.due_from == "agent"
 
     def test_a_late_ruling_is_an_sla_not_a_time_out(self) -> None:
         case = under_review()
@@ -78,7 +78,7 @@ class TestRulingSla:
 class TestInformationRequests:
     def test_an_information_request_is_due_in_three_days_by_default(self) -> None:
         case = asked("seller")
-        assert case.dispute.deadlines[-1] == {
+        assert case.dispute.deadlines[-1].as_dict() == {
             "kind": "info_request_seller", "due_from": "seller",
             "due_at": case.at + timedelta(days=3),
         }  # fmt: skip
@@ -96,7 +96,7 @@ class TestInformationRequests:
         case = asked("buyer")
         answer(case.later(hours=5))  # type: ignore[operator]
         assert statuses(case) == [("buyer", "answered")]
-        assert [d["kind"] for d in case.dispute.deadlines] == ["ruling"]
+        assert [d.kind for d in case.dispute.deadlines] == ["ruling"]
 
     def test_the_other_party_speaking_does_not_answer_it(self) -> None:
         case = asked("buyer")
@@ -118,13 +118,13 @@ class TestInformationRequests:
         case.dispute.request_info(case.later(days=2).by(AGENT), from_="buyer", question="Box?")
         case.dispute.fire_timeout(case.later(days=1).by(SYSTEM), "info_request_timeout")
         assert statuses(case) == [("seller", "lapsed"), ("buyer", "open")]
-        assert "info_request_buyer" in [d["kind"] for d in case.dispute.deadlines]
+        assert "info_request_buyer" in [d.kind for d in case.dispute.deadlines]
 
     def test_a_new_request_to_the_same_party_supersedes_the_open_one(self) -> None:
         case = asked("buyer")
         case.dispute.request_info(case.later(hours=1).by(AGENT), from_="buyer", question="More")
         assert statuses(case) == [("buyer", "superseded"), ("buyer", "open")]
-        assert [d["kind"] for d in case.dispute.deadlines].count("info_request_buyer") == 1
+        assert [d.kind for d in case.dispute.deadlines].count("info_request_buyer") == 1
 
     @pytest.mark.parametrize(
         ("args", "field", "rule"),
@@ -158,7 +158,7 @@ class TestOffersDuringReview:
         case = offer_in_review("partial_refund", 3_000)
         assert case.dispute.turn is None
         case.dispute.accept_offer(case.later(hours=1).by(BUYER))
-        assert case.dispute.refund is not None and case.dispute.refund["amount"] == 3_000
+        assert case.dispute.refund is not None and case.dispute.refund.amount == 3_000
 
     def test_an_offer_during_review_keeps_the_ruling_deadline(self) -> None:
         case = under_review()
@@ -184,16 +184,16 @@ class TestRuling:
         case.dispute.rule(case.later(days=1).by(AGENT), decision=decision, amount=amount,
                           rationale="Seen the photos")  # fmt: skip
         assert case.state == state
-        assert (case.dispute.refund or {}).get("amount") == refund
+        assert getattr(case.dispute.refund, "amount", None) == refund
         assert case.dispute.ruling is not None
-        assert (case.dispute.ruling["agent_id"], case.dispute.ruling["at"]) == (AGENT.id, case.at)
+        assert (case.dispute.ruling.agent_id, case.dispute.ruling.at) == (AGENT.id, case.at)
 
     def test_a_seller_favoured_ruling_grants_nothing(self) -> None:
         case = under_review()
         case.dispute.rule(case.by(AGENT), decision="seller_favoured", rationale="Not damaged")
         assert case.dispute.outcome == Outcome.SELLER_FAVOURED
         assert case.dispute.refund is None and case.dispute.resolution is not None
-        assert case.dispute.resolution["amount"] is None
+        assert case.dispute.resolution.amount is None
 
     @pytest.mark.parametrize(
         ("args", "field", "rule"),
@@ -232,4 +232,4 @@ class TestRuling:
         case.dispute.rule(case.by(AGENT), decision="return_and_refund",
                           return_shipping_paid_by="buyer", rationale="Both at fault")  # fmt: skip
         assert case.dispute.return_shipment is not None
-        assert case.dispute.return_shipment["shipping_paid_by"] == "buyer"
+        assert case.dispute.return_shipment.shipping_paid_by == "buyer"

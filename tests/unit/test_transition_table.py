@@ -68,7 +68,7 @@ def timeout(trigger: str) -> Call:
 def extend_first_deadline(d: Dispute, c: Context) -> None:
     first = d.deadlines[0]
     d.extend_deadline(
-        c, deadline=first["kind"], until=first["due_at"] + timedelta(days=2), reason="Strike"
+        c, deadline=first.kind, until=first.due_at + timedelta(days=2), reason="Strike"
     )
 
 

@@ -11,6 +11,7 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel, TypeAdapter
 
 from services.dispute.domain import Actor, Dispute, Order, recommend, rules
+from services.dispute.domain.state import Appeal, Ruling
 from services.dispute.infrastructure.idempotency import StoredResponse
 from services.dispute.operations import FeedPage
 from shared import contract
@@ -55,7 +56,7 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
     shipment = dispute.return_shipment
     # `return` on the wire, a keyword in Python: passed by its alias.
     aliased: dict[str, Any] = {
-        "return": None if shipment is None else contract.Return.model_validate(shipment)
+        "return": None if shipment is None else contract.Return.model_validate(shipment.as_dict())
     }
     view = contract.Dispute(
         id=str(dispute.id),
@@ -71,32 +72,31 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
         order_amount=contract.Money(amount=dispute.order_amount, currency=cur),
         payment_method=dispute.payment_method,
         version=dispute.version,
-        deadlines=[contract.Deadline.model_validate(d) for d in dispute.deadlines],
+        deadlines=[contract.Deadline.model_validate(d.as_dict()) for d in dispute.deadlines],
         offer=None
         if offer is None
-        else contract.Offer(
-            type=offer["type"],
-            amount=_money(offer["amount"], cur),
-            message=offer["message"],
-            made_at=offer["made_at"],
+        else contract.Offer.model_validate(
+            {**offer.as_dict(), "amount": _money(offer.amount, cur)}
         ),
         resolution=None
         if resolution is None
-        else contract.Resolution(
-            settlement=resolution["settlement"],
-            amount=_money(resolution["amount"], cur),
-            via=resolution["via"].replace("_", "-"),
+        else contract.Resolution.model_validate(
+            {
+                "settlement": resolution.settlement,
+                "amount": _money(resolution.amount, cur),
+                "via": resolution.via.replace("_", "-"),
+            }
         ),
         outcome=_OUTCOME.validate_python(dispute.outcome),
         refund=None
         if refund is None
         else contract.Refund(
-            amount=contract.Money(amount=refund["amount"], currency=refund["currency"]),
-            started_at=refund["started_at"],
-            expected_by=refund["expected_by"],
-            paid_at=refund["paid_at"],
-            reference=refund["reference"],
-            failures=[contract.RefundFailure.model_validate(f) for f in refund["failures"]],
+            amount=contract.Money(amount=refund.amount, currency=refund.currency),
+            started_at=refund.started_at,
+            expected_by=refund.expected_by,
+            paid_at=refund.paid_at,
+            reference=refund.reference,
+            failures=[contract.RefundFailure.model_validate(f.as_dict()) for f in refund.failures],
         ),
         ruling=None if ruling is None else ruling_view(ruling, cur, _final_at(dispute)),
         appeal=None if dispute.appeal is None else appeal_view(dispute.appeal, cur),
@@ -113,7 +113,7 @@ def dispute_view(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
         escalated_at=dispute.escalated_at,
         opened_at=dispute.opened_at,
         closed_at=dispute.closed_at,
-        policy_version=str(dispute.policy.get("version", "")),
+        policy_version=dispute.policy.version,
         # Nothing can be done to a past version: actions apply to the dispute as it is now.
         allowed_actions=[] if historical else dispute.allowed_actions(actor),
         **aliased,
@@ -137,42 +137,41 @@ def _final_at(dispute: Dispute) -> datetime | None:
     """While `ruled`, the appeal window's end as it now stands (an agent may extend it);
     otherwise what the ruling recorded (a ruling recorded before appeals existed took
     effect when it was made)."""
-    ruling = dispute.ruling or {}
     if dispute.state == rules.RULED:
         for deadline in dispute.deadlines:
-            if deadline["kind"] == rules.DeadlineKind.APPEAL_WINDOW:
-                window_ends: datetime = deadline["due_at"]
-                return window_ends
-    final_at: datetime | None = ruling["final_at"] if "final_at" in ruling else ruling.get("at")
-    return final_at
+            if deadline.kind == rules.DeadlineKind.APPEAL_WINDOW:
+                return deadline.due_at
+    return None if dispute.ruling is None else dispute.ruling.final_at
 
 
-def ruling_view(
-    ruling: Mapping[str, Any], currency: str, final_at: datetime | None
-) -> contract.Ruling:
-    return contract.Ruling(
-        decision=ruling["decision"],
-        amount=_money(ruling["amount"], currency),
-        return_shipping_paid_by=ruling["return_shipping_paid_by"],
-        rationale=ruling["rationale"],
-        by=ruling["agent_id"],
-        agent_id=ruling["agent_id"],
-        at=ruling["at"],
-        final_at=final_at,
+def ruling_view(ruling: Ruling, currency: str, final_at: datetime | None) -> contract.Ruling:
+    return contract.Ruling.model_validate(
+        {
+            "decision": ruling.decision,
+            "amount": _money(ruling.amount, currency),
+            "return_shipping_paid_by": ruling.return_shipping_paid_by,
+            "rationale": ruling.rationale,
+            "by": ruling.agent_id,
+            "agent_id": ruling.agent_id,
+            "at": ruling.at,
+            "final_at": final_at,
+        }
     )
 
 
-def appeal_view(appeal: Mapping[str, Any], currency: str) -> contract.Appeal:
-    first = appeal["first_ruling"]
-    return contract.Appeal(
-        by=appeal["by"],
-        by_id=appeal["by_id"],
-        reason=appeal["reason"],
-        at=appeal["at"],
-        first_ruling=ruling_view(first, currency, None),
-        decided_at=appeal["decided_at"],
-        decided_by=appeal["decided_by"],
-        overturned=appeal["overturned"],
+def appeal_view(appeal: Appeal, currency: str) -> contract.Appeal:
+    assert appeal.first_ruling is not None  # an appeal is of a ruling on the record
+    return contract.Appeal.model_validate(
+        {
+            "by": appeal.by,
+            "by_id": appeal.by_id,
+            "reason": appeal.reason,
+            "at": appeal.at,
+            "first_ruling": ruling_view(appeal.first_ruling, currency, None),
+            "decided_at": appeal.decided_at,
+            "decided_by": appeal.decided_by,
+            "overturned": appeal.overturned,
+        }
     )
 
 

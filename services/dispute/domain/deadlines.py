@@ -1,6 +1,6 @@
 """Deadline arithmetic: which deadlines a command leaves pending, and when they fall due.
 
-A deadline is stored as a mapping `{"kind", "due_from", "due_at"}`. What each kind is (who
+A deadline is a `state.Deadline` (events carry it as its mapping). What each kind is (who
 owes it, whether it can be extended, the time-out it fires) is `rules.DEADLINE_RULES`'s;
 this module only computes due times and keeps the list of pending deadlines.
 """
@@ -8,15 +8,15 @@ this module only computes due times and keeps the list of pending deadlines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from . import rules
 from .errors import InvalidInput
 from .policy import add_business_days, days_after
 from .rules import DeadlineKind
+from .state import Deadline
 
-Deadline = dict[str, Any]
 Deadlines = list[Deadline]
 
 # Whom an appeal window is due from when the ruling went against both parties.
@@ -28,11 +28,11 @@ def deadline(kind: DeadlineKind, due_at: datetime, due_from: str | None = None) 
     owed_by = rules.DEADLINE_RULES[kind].owed_by if due_from is None else due_from
     if owed_by is None:
         raise ValueError(f"a {kind} deadline needs to say whom it is due from")
-    return {"kind": kind.value, "due_from": str(owed_by), "due_at": due_at}
+    return Deadline(kind, str(owed_by), due_at)
 
 
 def without(deadlines: Sequence[Deadline], *kinds: DeadlineKind) -> Deadlines:
-    return [d for d in deadlines if d["kind"] not in kinds]
+    return [d for d in deadlines if d.kind not in kinds]
 
 
 def turn_to(deadlines: Sequence[Deadline], party: str, at: datetime, days: int) -> Deadlines:
@@ -72,7 +72,7 @@ def info_answered(deadlines: Sequence[Deadline], party: str, answered: bool) -> 
 def lapsed(deadlines: Sequence[Deadline], trigger: str, at: datetime) -> Deadlines:
     """The deadlines that fire `trigger` and are due at `at`."""
     kinds = rules.kinds_fired_by(trigger)
-    return [d for d in deadlines if d["kind"] in kinds and d["due_at"] <= at]
+    return [d for d in deadlines if d.kind in kinds and d.due_at <= at]
 
 
 def extended(
@@ -80,19 +80,19 @@ def extended(
 ) -> tuple[Deadlines, datetime]:
     """The deadlines with the pending one of `kind` moved to `until`, and its previous
     due time; refuses a kind that is not pending and extendable, or a time not later."""
-    kinds = [d["kind"] for d in deadlines if d["kind"] in rules.EXTENDABLE_DEADLINES]
+    kinds = [d.kind.value for d in deadlines if d.kind in rules.EXTENDABLE_DEADLINES]
     if kind not in kinds:
         raise InvalidInput(
             "deadline",
             "pending_deadline",
             f"deadline must name a pending deadline: {', '.join(kinds)}",
         )
-    current = next(d for d in deadlines if d["kind"] == kind)
-    if until <= current["due_at"] or until <= at:
+    current = next(d for d in deadlines if d.kind == kind)
+    if until <= current.due_at or until <= at:
         raise InvalidInput(
             "until",
             "later_than_current",
-            f"until must be later than the current due time {current['due_at'].isoformat()}",
+            f"until must be later than the current due time {current.due_at.isoformat()}",
         )
-    moved = [{**d, "due_at": until} if d is current else d for d in deadlines]
-    return moved, current["due_at"]
+    moved = [replace(d, due_at=until) if d is current else d for d in deadlines]
+    return moved, current.due_at

@@ -22,7 +22,6 @@ from shared import permissions
 from shared.money import Money
 
 from . import deadlines, events, guards, rules, terms
-from .deadlines import Deadlines
 from .errors import (
     DisputeAlreadyExists,
     DisputeNotFound,
@@ -36,6 +35,20 @@ from .errors import (
 from .order import FUTURE_TOLERANCE, ID_NAMESPACE, Order
 from .policy import Policy, days_after
 from .rules import DeadlineKind
+from .state import (
+    Appeal,
+    ChargebackRecord,
+    Deadline,
+    EvidenceRecord,
+    InfoRequestRecord,
+    MessageRecord,
+    Offer,
+    Refund,
+    Resolution,
+    Return,
+    Ruling,
+    upcast_snapshot_v1,
+)
 from .values import (
     QUALITY_REASONS,
     Actor,
@@ -99,7 +112,7 @@ class Dispute(Aggregate):
         payment_method: str
         reason: str
         description: str
-        policy: dict[str, Any]
+        policy: Policy
         opened_at: datetime
         # The buyer's standing request
         requested_resolution: str
@@ -107,67 +120,104 @@ class Dispute(Aggregate):
         # Where the case stands
         state: str
         turn: str | None
-        standing_offer: dict[str, Any] | None
-        deadlines: Deadlines
-        evidence: list[dict[str, Any]]
-        messages: list[dict[str, Any]]
-        info_requests: list[dict[str, Any]]
+        standing_offer: Offer | None
+        deadlines: list[Deadline]
+        evidence: list[EvidenceRecord]
+        messages: list[MessageRecord]
+        info_requests: list[InfoRequestRecord]
         seller_responded_at: datetime | None
         contested: bool
         escalated_at: datetime | None
-        ruling: dict[str, Any] | None
-        resolution: dict[str, Any] | None
-        return_shipment: dict[str, Any] | None
-        refund: dict[str, Any] | None
+        ruling: Ruling | None
+        resolution: Resolution | None
+        return_shipment: Return | None
+        refund: Refund | None
         outcome: str | None
         closed_at: datetime | None
-        appeal: dict[str, Any] | None
-        chargeback: dict[str, Any] | None
+        appeal: Appeal | None
+        chargeback: ChargebackRecord | None
 
     # Set by events that histories recorded before appeals and chargebacks existed do not
     # have (and absent from their snapshots): read through these defaults.
     appeal = None
     chargeback = None
 
+    # Snapshots: 2 holds value objects (state.py); 1, the mappings the code before them
+    # stored, is turned into them when a snapshot of version 1 is loaded.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        upcast_snapshot_v1(state)
+
     # Events ----------------------------------------------------------------------------
 
-    # Its events (events.py), in hierarchy order: eventsourcing redefines each named here
-    # as `Dispute.<Name>`, the class histories store under
-    # `services.dispute.domain.dispute:Dispute.<Name>`.
+    # Its events (events.py), each nested here as `Dispute.<Name>`: the class histories
+    # store, under the topic `services.dispute.domain.dispute:Dispute.<Name>`.
     class Event(events.Event):
         """Every event: who caused it, for which request, and the state it leads to."""
 
-    Opened = events.Opened
-    Settled = events.Settled
-    SellerAccepted = events.SellerAccepted
-    OfferAccepted = events.OfferAccepted
-    SellerResponseLapsed = events.SellerResponseLapsed
-    Ruled = events.Ruled
-    AppealRuled = events.AppealRuled
-    RulingTookEffect = events.RulingTookEffect
-    RulingIssued = events.RulingIssued
-    Appealed = events.Appealed
-    ChargedBack = events.ChargedBack
-    SellerRejected = events.SellerRejected
-    OfferMade = events.OfferMade
-    RequestRevised = events.RequestRevised
-    Escalated = events.Escalated
-    Withdrawn = events.Withdrawn
-    BuyerResponseLapsed = events.BuyerResponseLapsed
-    EvidenceAdded = events.EvidenceAdded
-    MessagePosted = events.MessagePosted
-    InfoRequested = events.InfoRequested
-    InfoRequestLapsed = events.InfoRequestLapsed
-    ReturnShipped = events.ReturnShipped
-    ReturnShipmentLapsed = events.ReturnShipmentLapsed
-    ReturnDelivered = events.ReturnDelivered
-    RefundStarted = events.RefundStarted
-    ReturnConfirmed = events.ReturnConfirmed
-    ReturnConfirmationLapsed = events.ReturnConfirmationLapsed
-    ReturnContested = events.ReturnContested
-    RefundFailed = events.RefundFailed
-    RefundPaid = events.RefundPaid
-    DeadlineExtended = events.DeadlineExtended
+    class Opened(events.Opened, Event): ...
+
+    class Settled(events.Settled, Event): ...
+
+    class SellerAccepted(events.SellerAccepted, Settled): ...
+
+    class OfferAccepted(events.OfferAccepted, Settled): ...
+
+    class SellerResponseLapsed(events.SellerResponseLapsed, Settled): ...
+
+    class Ruled(events.Ruled, Settled): ...
+
+    class AppealRuled(events.AppealRuled, Ruled): ...
+
+    class RulingTookEffect(events.RulingTookEffect, Settled): ...
+
+    class RulingIssued(events.RulingIssued, Event): ...
+
+    class Appealed(events.Appealed, Event): ...
+
+    class ChargedBack(events.ChargedBack, Event): ...
+
+    class SellerRejected(events.SellerRejected, Event): ...
+
+    class OfferMade(events.OfferMade, Event): ...
+
+    class RequestRevised(events.RequestRevised, Event): ...
+
+    class Escalated(events.Escalated, Event): ...
+
+    class Withdrawn(events.Withdrawn, Event): ...
+
+    class BuyerResponseLapsed(events.BuyerResponseLapsed, Event): ...
+
+    class EvidenceAdded(events.EvidenceAdded, Event): ...
+
+    class MessagePosted(events.MessagePosted, Event): ...
+
+    class InfoRequested(events.InfoRequested, Event): ...
+
+    class InfoRequestLapsed(events.InfoRequestLapsed, Event): ...
+
+    class ReturnShipped(events.ReturnShipped, Event): ...
+
+    class ReturnShipmentLapsed(events.ReturnShipmentLapsed, Event): ...
+
+    class ReturnDelivered(events.ReturnDelivered, Event): ...
+
+    class RefundStarted(events.RefundStarted, Event): ...
+
+    class ReturnConfirmed(events.ReturnConfirmed, RefundStarted): ...
+
+    class ReturnConfirmationLapsed(events.ReturnConfirmationLapsed, RefundStarted): ...
+
+    class ReturnContested(events.ReturnContested, Event): ...
+
+    class RefundFailed(events.RefundFailed, Event): ...
+
+    class RefundPaid(events.RefundPaid, Event): ...
+
+    class DeadlineExtended(events.DeadlineExtended, Event): ...
 
     @staticmethod
     def create_id(order_ref: str) -> UUID:
@@ -225,7 +275,7 @@ class Dispute(Aggregate):
             cls.Opened,
             **ctx.stamp(),
             state=rules.AWAITING_SELLER,
-            deadlines=[deadlines.deadline(DeadlineKind.SELLER_RESPONSE, due)],
+            deadlines=[deadlines.deadline(DeadlineKind.SELLER_RESPONSE, due).as_dict()],
             order_ref=order.order_ref,
             buyer_id=order.buyer_id,
             seller_id=order.seller_id,
@@ -374,7 +424,7 @@ class Dispute(Aggregate):
         party = enum_value(Party, from_, "from")
         question_text = text(question, "question")
         due = (
-            days_after(ctx.at, self.policy["info_request_days"])
+            days_after(ctx.at, self.policy.info_request_days)
             if due_at is None
             else aware(due_at, "due_at")
         )
@@ -414,7 +464,7 @@ class Dispute(Aggregate):
         }  # fmt: skip
         state = guards.destination("rule", self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
         if state == rules.RULED:
-            final_at = days_after(ctx.at, self.policy["appeal_window_days"])
+            final_at = days_after(ctx.at, self.policy.appeal_window_days)
             window = deadlines.appeal_window(final_at, rules.APPEALABLE_BY[decision_value])
             self._record(
                 ctx, "rule", self.RulingIssued, deadlines=window, final_at=final_at, **ruling
@@ -437,7 +487,7 @@ class Dispute(Aggregate):
             raise InvalidInput(
                 "evidence", "min_items", "an appeal needs new evidence: at least one item"
             )
-        due = deadlines.appeal_ruling(ctx.at, self.policy["ruling_sla_business_days"])
+        due = deadlines.appeal_ruling(ctx.at, self.policy.ruling_sla_business_days)
         self._record(
             ctx, "appeal", self.Appealed, deadlines=due, reason=reason_text, evidence=items
         )
@@ -466,12 +516,12 @@ class Dispute(Aggregate):
         delivered = aware(delivered_at, "delivered_at")
         if delivered > ctx.at + FUTURE_TOLERANCE:
             raise InvalidInput("delivered_at", "not_in_future", "delivered_at is in the future")
-        shipped = (self.return_shipment or {}).get("shipped_at")
+        shipped = None if self.return_shipment is None else self.return_shipment.shipped_at
         if shipped is not None and delivered < shipped:
             raise InvalidInput(
                 "delivered_at", "not_before_shipped", "delivered_at is before the return shipped"
             )
-        due = days_after(delivered, self.policy["return_confirmation_days"])
+        due = days_after(delivered, self.policy.return_confirmation_days)
         pending = [deadlines.deadline(DeadlineKind.RETURN_CONFIRMATION, due)]
         self._record(
             ctx, "return_delivered", self.ReturnDelivered, deadlines=pending,
@@ -499,7 +549,7 @@ class Dispute(Aggregate):
         paid = aware(paid_at, "paid_at")
         if paid > ctx.at + FUTURE_TOLERANCE:
             raise InvalidInput("paid_at", "not_in_future", "paid_at is in the future")
-        refund_amount = (self.refund or {}).get("amount", 0)
+        refund_amount = 0 if self.refund is None else self.refund.amount
         outcome = (
             Outcome.REFUNDED_FULL
             if refund_amount >= self.order_amount
@@ -563,7 +613,7 @@ class Dispute(Aggregate):
         settlement, ruled_amount = terms.of_ruling(self.ruling)
         self._settle(
             ctx, trigger, self.RulingTookEffect, settlement, ruled_amount,
-            shipping_paid_by=self.ruling.get("return_shipping_paid_by"),
+            shipping_paid_by=self.ruling.return_shipping_paid_by,
         )  # fmt: skip
 
     def _info_requests_lapse(self, ctx: Context, trigger: str) -> None:
@@ -571,7 +621,7 @@ class Dispute(Aggregate):
         self._record(
             ctx, trigger, self.InfoRequestLapsed,
             deadlines=[d for d in self.deadlines if d not in lapsed],
-            parties=[d["due_from"] for d in lapsed],
+            parties=[d.due_from for d in lapsed],
         )  # fmt: skip
 
     # Queries ---------------------------------------------------------------------------
@@ -607,12 +657,13 @@ class Dispute(Aggregate):
         trigger: str,
         event_class: type[events.Event],
         *,
-        deadlines: Deadlines,
+        deadlines: list[Deadline],
         settlement: str | None = None,
         **fields: Any,
     ) -> None:
         state = guards.destination(trigger, self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
-        self.trigger_event(event_class, **ctx.stamp(), state=state, deadlines=deadlines, **fields)
+        pending = [d.as_dict() for d in deadlines]
+        self.trigger_event(event_class, **ctx.stamp(), state=state, deadlines=pending, **fields)
 
     def _settle(
         self,
@@ -627,45 +678,48 @@ class Dispute(Aggregate):
     ) -> None:
         """Records a resolution and what it starts: a refund, a return, or the end."""
         state = guards.destination(trigger, self, ctx.actor.role, ctx.at, settlement, ctx.actor.id)
-        resolution = {"settlement": settlement, "amount": settled_amount, "via": trigger}
+        resolution = Resolution(settlement, settled_amount, trigger)
         refund = return_shipment = outcome = None
-        pending: Deadlines = []
+        pending: list[Deadline] = []
         if state == rules.REFUND_PENDING:
             assert settled_amount is not None
             refund = self._new_refund(settled_amount, ctx.at)
-            pending = [deadlines.deadline(DeadlineKind.REFUND_PAYOUT, refund["expected_by"])]
+            pending = [deadlines.deadline(DeadlineKind.REFUND_PAYOUT, refund.expected_by)]
         elif state == rules.AWAITING_RETURN:
             return_shipment = terms.new_return(
-                self.policy["return_address"], self.reason, shipping_paid_by
+                self.policy.return_address, self.reason, shipping_paid_by
             )
-            due = days_after(ctx.at, self.policy["return_window_days"])
+            due = days_after(ctx.at, self.policy.return_window_days)
             pending = [deadlines.deadline(DeadlineKind.RETURN_SHIPMENT, due)]
         elif settlement == Settlement.REPLACEMENT:
             outcome = Outcome.REPLACEMENT.value
         else:
             outcome = Outcome.SELLER_FAVOURED.value
         self.trigger_event(
-            event_class, **ctx.stamp(), state=state, deadlines=pending, resolution=resolution,
-            refund=refund, return_shipment=return_shipment, outcome=outcome, **fields,
+            event_class, **ctx.stamp(), state=state, deadlines=[d.as_dict() for d in pending],
+            resolution=resolution.as_dict(), refund=refund and refund.as_dict(),
+            return_shipment=return_shipment and return_shipment.as_dict(), outcome=outcome,
+            **fields,
         )  # fmt: skip
 
     def _start_refund(
         self, ctx: Context, trigger: str, event_class: type[events.RefundStarted]
     ) -> None:
         assert self.resolution is not None
-        refund = self._new_refund(int(self.resolution["amount"]), ctx.at)
-        pending = [deadlines.deadline(DeadlineKind.REFUND_PAYOUT, refund["expected_by"])]
-        self._record(ctx, trigger, event_class, deadlines=pending, refund=refund)
+        assert self.resolution.amount is not None  # a refund settles on an amount
+        refund = self._new_refund(self.resolution.amount, ctx.at)
+        pending = [deadlines.deadline(DeadlineKind.REFUND_PAYOUT, refund.expected_by)]
+        self._record(ctx, trigger, event_class, deadlines=pending, refund=refund.as_dict())
 
-    def _new_refund(self, amount: int, at: datetime) -> dict[str, Any]:
-        days = self.policy["payout_business_days"][self.payment_method]
+    def _new_refund(self, amount: int, at: datetime) -> Refund:
+        days = self.policy.payout_business_days[self.payment_method]
         return terms.new_refund(amount, self.money, at, days)
 
-    def _turn_to(self, party: Role, at: datetime) -> Deadlines:
-        return deadlines.turn_to(self.deadlines, party, at, self.policy["offer_response_days"])
+    def _turn_to(self, party: Role, at: datetime) -> list[Deadline]:
+        return deadlines.turn_to(self.deadlines, party, at, self.policy.offer_response_days)
 
-    def _review_deadlines(self, at: datetime) -> Deadlines:
-        return deadlines.ruling(at, self.policy["ruling_sla_business_days"])
+    def _review_deadlines(self, at: datetime) -> list[Deadline]:
+        return deadlines.ruling(at, self.policy.ruling_sla_business_days)
 
     def _answers_info_request(self, actor: Actor) -> bool:
         return self.state in rules.REVIEWING and any(

@@ -2,7 +2,11 @@
 
 Each event carries the state and the deadlines it leads to, computed when the command
 recorded it, so `apply` only copies values: no clock, no policy, no validation, no side
-effects. The aggregate (`dispute.Dispute`) names each of these classes in its body, where
+effects. Events carry plain mappings (`state.*Data`): the payload the event feed and
+webhooks publish, as every stored history holds it; `apply` turns them into the
+aggregate's value objects (`state.py`).
+
+The aggregate (`dispute.Dispute`) names each of these classes in its body, where
 eventsourcing redefines it as `Dispute.<Name>`: that nested class is what is stored, under
 the topic `services.dispute.domain.dispute:Dispute.<Name>` that histories already hold.
 Over 400 lines: one class per event of the lifecycle, each with the state it changes.
@@ -10,18 +14,33 @@ Over 400 lines: one class per event of the lifecycle, each with the state it cha
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
 from . import rules
+from .policy import Policy
+from .state import (
+    Appeal,
+    Deadline,
+    DeadlineData,
+    EvidenceData,
+    InfoRequestRecord,
+    Offer,
+    Refund,
+    RefundData,
+    Resolution,
+    ResolutionData,
+    Return,
+    ReturnData,
+    Ruling,
+)
 from .values import Role
 
 if TYPE_CHECKING:
     from .dispute import Dispute
-
-Deadlines = list[dict[str, Any]]
 
 
 class Event(Aggregate.Event):
@@ -33,11 +52,11 @@ class Event(Aggregate.Event):
     # Events stored before traces were recorded have none: read it with getattr.
     traceparent: str | None
     state: str
-    deadlines: Deadlines
+    deadlines: list[DeadlineData]
 
     def apply(self, dispute: Dispute) -> None:
         dispute.state = self.state
-        dispute.deadlines = [dict(d) for d in self.deadlines]
+        dispute.deadlines = [Deadline.from_dict(d) for d in self.deadlines]
         if self.state == rules.CLOSED:
             dispute.closed_at = self.timestamp
             dispute.turn = None
@@ -58,7 +77,7 @@ class Opened(Event, Aggregate.Created):
     requested_resolution: str
     amount: int
     description: str
-    evidence: list[dict[str, Any]]
+    evidence: list[EvidenceData]
     policy: dict[str, Any]
 
     def change(self, dispute: Dispute) -> None:
@@ -70,7 +89,7 @@ class Opened(Event, Aggregate.Created):
         dispute.payment_method = self.payment_method
         dispute.reason = self.reason
         dispute.description = self.description
-        dispute.policy = dict(self.policy)
+        dispute.policy = Policy.recorded(self.policy)
         dispute.opened_at = self.timestamp
         dispute.requested_resolution = self.requested_resolution
         dispute.requested_amount = self.amount
@@ -97,17 +116,19 @@ class Opened(Event, Aggregate.Created):
 class Settled(Event):
     """A resolution was reached: agreed, ruled, or granted by the seller's silence."""
 
-    resolution: dict[str, Any]
-    refund: dict[str, Any] | None
-    return_shipment: dict[str, Any] | None
+    resolution: ResolutionData
+    refund: RefundData | None
+    return_shipment: ReturnData | None
     outcome: str | None
 
     def change(self, dispute: Dispute) -> None:
         if dispute.seller_responded_at is None and self.actor_role == Role.SELLER:
             dispute.seller_responded_at = self.timestamp
-        dispute.resolution = dict(self.resolution)
-        dispute.refund = dict(self.refund) if self.refund else None
-        dispute.return_shipment = dict(self.return_shipment) if self.return_shipment else None
+        dispute.resolution = Resolution.from_dict(self.resolution)
+        dispute.refund = Refund.from_dict(self.refund) if self.refund else None
+        dispute.return_shipment = (
+            Return.from_dict(self.return_shipment) if self.return_shipment else None
+        )
         dispute.outcome = self.outcome
         dispute.standing_offer = None
         dispute.turn = None
@@ -146,18 +167,17 @@ class AppealRuled(Ruled):
     """Another agent decided the appeal: final, and takes effect at once."""
 
     def settled(self, dispute: Dispute) -> None:
-        first = (dispute.appeal or {}).get("first_ruling") or {}
         super().settled(dispute)
-        overturned = (first.get("decision"), first.get("amount")) != (
-            self.decision,
-            self.amount,
+        if dispute.appeal is None:  # not in any history: an appeal precedes its ruling
+            return
+        first = dispute.appeal.first_ruling
+        terms = (None, None) if first is None else (first.decision, first.amount)
+        dispute.appeal = replace(
+            dispute.appeal,
+            decided_at=self.timestamp,
+            decided_by=self.actor_id,
+            overturned=terms != (self.decision, self.amount),
         )
-        dispute.appeal = {
-            **(dispute.appeal or {}),
-            "decided_at": self.timestamp,
-            "decided_by": self.actor_id,
-            "overturned": overturned,
-        }
 
 
 class RulingTookEffect(Settled):
@@ -165,7 +185,7 @@ class RulingTookEffect(Settled):
 
     def settled(self, dispute: Dispute) -> None:
         assert dispute.ruling is not None
-        dispute.ruling = {**dispute.ruling, "final_at": self.timestamp}
+        dispute.ruling = dispute.ruling.final(self.timestamp)
 
 
 class RulingIssued(Event):
@@ -187,21 +207,21 @@ class Appealed(Event):
     """The party the ruling went against appealed it, with a reason and new evidence."""
 
     reason: str
-    evidence: list[dict[str, Any]]
+    evidence: list[EvidenceData]
 
     def change(self, dispute: Dispute) -> None:
-        dispute.appeal = {
-            "by": self.actor_role,
-            "by_id": self.actor_id,
-            "reason": self.reason,
-            "at": self.timestamp,
-            "first_ruling": dict(dispute.ruling or {}),
-            "decided_at": None,
-            "decided_by": None,
-            "overturned": None,
-        }
+        dispute.appeal = Appeal(
+            by=self.actor_role,
+            by_id=self.actor_id,
+            reason=self.reason,
+            at=self.timestamp,
+            first_ruling=dispute.ruling,
+            decided_at=None,
+            decided_by=None,
+            overturned=None,
+        )
         if dispute.ruling is not None:
-            dispute.ruling = {**dispute.ruling, "final_at": None}
+            dispute.ruling = dispute.ruling.final(None)
         dispute.evidence += [
             {**item, "added_by": self.actor_role, "at": self.timestamp} for item in self.evidence
         ]
@@ -218,16 +238,13 @@ class ChargedBack(Event):
     def change(self, dispute: Dispute) -> None:
         dispute.outcome = self.outcome
         dispute.standing_offer = None
-        dispute.chargeback = {
-            "reference": self.reference,
-            "amount": self.amount,
-            "at": self.timestamp,
-        }
+        dispute.chargeback = {"reference": self.reference, "amount": self.amount,
+                              "at": self.timestamp}  # fmt: skip
 
 
 class SellerRejected(Event):
     reason: str
-    evidence: list[dict[str, Any]]
+    evidence: list[EvidenceData]
 
     def change(self, dispute: Dispute) -> None:
         dispute.seller_responded_at = dispute.seller_responded_at or self.timestamp
@@ -248,12 +265,7 @@ class OfferMade(Event):
         dispute.seller_responded_at = dispute.seller_responded_at or self.timestamp
         if dispute.state == rules.NEGOTIATING:
             dispute.turn = Role.BUYER.value
-        dispute.standing_offer = {
-            "type": self.offer_type,
-            "amount": self.amount,
-            "message": self.message,
-            "made_at": self.timestamp,
-        }
+        dispute.standing_offer = Offer(self.offer_type, self.amount, self.message, self.timestamp)
 
 
 class RequestRevised(Event):
@@ -295,7 +307,7 @@ class BuyerResponseLapsed(Event):
 
 
 class EvidenceAdded(Event):
-    evidence: list[dict[str, Any]]
+    evidence: list[EvidenceData]
     answers_info_request: bool
 
     def change(self, dispute: Dispute) -> None:
@@ -311,8 +323,10 @@ class MessagePosted(Event):
     answers_info_request: bool
 
     def change(self, dispute: Dispute) -> None:
-        message = {"from_role": self.actor_role, "from_id": self.actor_id, "body": self.body}
-        dispute.messages.append({**message, "at": self.timestamp})
+        dispute.messages.append(
+            {"from_role": self.actor_role, "from_id": self.actor_id, "body": self.body,
+             "at": self.timestamp}
+        )  # fmt: skip
         if self.answers_info_request:
             _mark_info_request(dispute, self.actor_role, "answered")
 
@@ -324,11 +338,14 @@ class InfoRequested(Event):
 
     def change(self, dispute: Dispute) -> None:
         _mark_info_request(dispute, self.request_from, "superseded")
-        request = {"from": self.request_from, "question": self.question, "due_at": self.due_at}
-        dispute.info_requests = [
-            *dispute.info_requests,
-            {**request, "requested_at": self.timestamp, "status": "open"},
-        ]
+        request: InfoRequestRecord = {
+            "from": self.request_from,
+            "question": self.question,
+            "due_at": self.due_at,
+            "requested_at": self.timestamp,
+            "status": "open",
+        }
+        dispute.info_requests = [*dispute.info_requests, request]
 
 
 class InfoRequestLapsed(Event):
@@ -345,12 +362,9 @@ class ReturnShipped(Event):
 
     def change(self, dispute: Dispute) -> None:
         assert dispute.return_shipment is not None
-        dispute.return_shipment = {
-            **dispute.return_shipment,
-            "carrier": self.carrier,
-            "tracking_number": self.tracking_number,
-            "shipped_at": self.timestamp,
-        }
+        dispute.return_shipment = dispute.return_shipment.shipped(
+            self.carrier, self.tracking_number, self.timestamp
+        )
 
 
 class ReturnShipmentLapsed(Event):
@@ -365,19 +379,16 @@ class ReturnDelivered(Event):
 
     def change(self, dispute: Dispute) -> None:
         assert dispute.return_shipment is not None
-        dispute.return_shipment = {
-            **dispute.return_shipment,
-            "delivered_at": self.delivered_at,
-        }
+        dispute.return_shipment = dispute.return_shipment.delivered(self.delivered_at)
 
 
 class RefundStarted(Event):
     """The return leg ended and the refund is due (confirmed, or the seller was silent)."""
 
-    refund: dict[str, Any]
+    refund: RefundData
 
     def change(self, dispute: Dispute) -> None:
-        dispute.refund = dict(self.refund)
+        dispute.refund = Refund.from_dict(self.refund)
 
 
 class ReturnConfirmed(RefundStarted):
@@ -390,7 +401,7 @@ class ReturnConfirmationLapsed(RefundStarted):
 
 class ReturnContested(Event):
     reason: str
-    evidence: list[dict[str, Any]]
+    evidence: list[EvidenceData]
 
     def change(self, dispute: Dispute) -> None:
         dispute.contested = True
@@ -407,11 +418,7 @@ class RefundFailed(Event):
 
     def change(self, dispute: Dispute) -> None:
         assert dispute.refund is not None
-        dispute.refund = {
-            **dispute.refund,
-            "failures": [*dispute.refund["failures"], {"reason": self.reason,
-                                                      "at": self.timestamp}],
-        }  # fmt: skip
+        dispute.refund = dispute.refund.failed(self.reason, self.timestamp)
 
 
 class RefundPaid(Event):
@@ -421,8 +428,7 @@ class RefundPaid(Event):
 
     def change(self, dispute: Dispute) -> None:
         assert dispute.refund is not None
-        dispute.refund = {**dispute.refund, "reference": self.reference,
-                          "paid_at": self.paid_at}  # fmt: skip
+        dispute.refund = dispute.refund.paid(self.reference, self.paid_at)
         dispute.outcome = self.outcome
 
 
@@ -435,15 +441,15 @@ class DeadlineExtended(Event):
 
 def _put_ruling(dispute: Dispute, event: Ruled | RulingIssued, final_at: datetime | None) -> None:
     """The ruling on the record (`ruling`), and open information requests closed."""
-    dispute.ruling = {
-        "decision": event.decision,
-        "amount": event.amount,
-        "return_shipping_paid_by": event.return_shipping_paid_by,
-        "rationale": event.rationale,
-        "agent_id": event.actor_id,
-        "at": event.timestamp,
-        "final_at": final_at,
-    }
+    dispute.ruling = Ruling(
+        decision=event.decision,
+        amount=event.amount,
+        return_shipping_paid_by=event.return_shipping_paid_by,
+        rationale=event.rationale,
+        agent_id=event.actor_id,
+        at=event.timestamp,
+        final_at=final_at,
+    )
     dispute.info_requests = [
         {**r, "status": "closed"} if r["status"] == "open" else r for r in dispute.info_requests
     ]

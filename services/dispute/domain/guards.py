@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import ActionNotAllowed, RoleNotPermitted
+from .policy import Policy
 from .rules import (
     ACTION_TRIGGERS,
     APPEALABLE_BY,
@@ -41,6 +42,7 @@ from .rules import (
     role_may,
     timeout_of,
 )
+from .state import Deadline, Offer, Return, Ruling
 from .values import Role, Settlement
 
 
@@ -49,11 +51,11 @@ class DisputeFacts(Protocol):
 
     state: str
     turn: str | None
-    standing_offer: dict[str, Any] | None
-    deadlines: list[dict[str, Any]]
-    return_shipment: dict[str, Any] | None
-    policy: dict[str, Any]
-    ruling: dict[str, Any] | None
+    standing_offer: Offer | None
+    deadlines: list[Deadline]
+    return_shipment: Return | None
+    policy: Policy
+    ruling: Ruling | None
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,14 @@ class Probe:
 
     def return_not_delivered(self) -> bool:
         shipment = self.facts.return_shipment
-        return shipment is not None and shipment.get("delivered_at") is None
+        return shipment is not None and shipment.delivered_at is None
 
     def has_extendable_deadline(self) -> bool:
-        return any(d["kind"] in EXTENDABLE_DEADLINES for d in self.facts.deadlines)
+        return any(d.kind in EXTENDABLE_DEADLINES for d in self.facts.deadlines)
 
     def _due(self, *kinds: str) -> bool:
         return self.at is not None and any(
-            d["kind"] in kinds and d["due_at"] <= self.at for d in self.facts.deadlines
+            d.kind in kinds and d.due_at <= self.at for d in self.facts.deadlines
         )
 
     def seller_response_due(self) -> bool:
@@ -121,20 +123,19 @@ class Probe:
     # One appeal window per dispute: a later ruling (a review of a contested return)
     # takes effect at once, so a dispute is appealed at most once.
     def appeals_open(self) -> bool:
-        window = int(self.facts.policy.get("appeal_window_days", 0))
-        return window > 0 and self.facts.ruling is None
+        return self.facts.policy.appeal_window_days > 0 and self.facts.ruling is None
 
     def appeals_off(self) -> bool:
         return not self.appeals_open()
 
     def ruling_went_against_caller(self) -> bool:
         ruling = self.facts.ruling
-        return ruling is not None and self.role in APPEALABLE_BY.get(ruling["decision"], ())
+        return ruling is not None and self.role in APPEALABLE_BY.get(ruling.decision, ())
 
     def not_the_first_ruling_agent(self) -> bool:
         """Four eyes: the agent deciding an appeal is not the one who ruled first."""
         ruling = self.facts.ruling
-        return ruling is not None and bool(self.actor_id) and ruling["agent_id"] != self.actor_id
+        return ruling is not None and bool(self.actor_id) and ruling.agent_id != self.actor_id
 
     # Settlement guards
     def settles_by_refund(self) -> bool:
@@ -232,7 +233,7 @@ def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
     if trigger == "rule" and facts.state == UNDER_APPEAL:
         return "an agent other than the one who ruled first decides the appeal"
     if trigger == "appeal" and facts.state == RULED and facts.ruling is not None:
-        against = APPEALABLE_BY.get(facts.ruling["decision"], ())
+        against = APPEALABLE_BY.get(facts.ruling.decision, ())
         if role not in against:
             return f"the ruling did not go against the {role}"
         return "the appeal window has ended"
@@ -251,12 +252,12 @@ def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
 def due_timeouts(facts: DisputeFacts, at: datetime) -> list[str]:
     """The time-out triggers the table allows at time `at`, in the order they fell due."""
     due = sorted(
-        (d for d in facts.deadlines if timeout_of(d["kind"]) and d["due_at"] <= at),
-        key=lambda d: d["due_at"],
+        (d for d in facts.deadlines if timeout_of(d.kind) and d.due_at <= at),
+        key=lambda d: d.due_at,
     )
     fired: list[str] = []
     for deadline in due:
-        trigger = timeout_of(deadline["kind"])
+        trigger = timeout_of(deadline.kind)
         assert trigger is not None
         if trigger not in fired and is_allowed(trigger, facts, Role.SYSTEM, at):
             fired.append(trigger)
@@ -267,11 +268,11 @@ def due_timeouts(facts: DisputeFacts, at: datetime) -> list[str]:
 class _Facts:
     state: str = AWAITING_SELLER
     turn: str | None = None
-    standing_offer: dict[str, Any] | None = None
-    deadlines: list[dict[str, Any]] = field(default_factory=list)
-    return_shipment: dict[str, Any] | None = None
-    policy: dict[str, Any] = field(default_factory=dict)
-    ruling: dict[str, Any] | None = None
+    standing_offer: Offer | None = None
+    deadlines: list[Deadline] = field(default_factory=list)
+    return_shipment: Return | None = None
+    policy: Policy = field(default_factory=Policy)
+    ruling: Ruling | None = None
 
 
 _NO_FACTS = _Facts()

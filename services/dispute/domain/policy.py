@@ -102,6 +102,14 @@ class Policy:
         return data
 
     @classmethod
+    def recorded(cls, data: Mapping[str, Any]) -> Policy:
+        """The policy a dispute was opened under, as its Opened event recorded it. One
+        recorded before appeals existed has no appeal window: its rulings took effect at
+        once, and still do."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{"appeal_window_days": 0, **{k: v for k, v in data.items() if k in known}})
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known

@@ -8,11 +8,14 @@ and says whether the ruling appealed differs from it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.money import Money
 
 from .values import EvidenceKind, Reason, RequestedResolution, Role
+
+if TYPE_CHECKING:
+    from .dispute import Dispute
 
 
 @dataclass(frozen=True)
@@ -27,37 +30,37 @@ class Recommendation:
         return asdict(self)
 
 
-def _buyer_evidence(dispute: Any, *kinds: str) -> bool:
+def _buyer_evidence(dispute: Dispute, *kinds: str) -> bool:
     return any(e["kind"] in kinds and e["added_by"] == Role.BUYER for e in dispute.evidence)
 
 
-def _seller_evidence(dispute: Any) -> bool:
+def _seller_evidence(dispute: Dispute) -> bool:
     return any(e["added_by"] == Role.SELLER for e in dispute.evidence)
 
 
-def _seller_tracking(dispute: Any) -> bool:
+def _seller_tracking(dispute: Dispute) -> bool:
     return any(
         e["kind"] == EvidenceKind.TRACKING and e["added_by"] == Role.SELLER
         for e in dispute.evidence
     )
 
 
-def recommend(dispute: Any) -> Recommendation:
+def recommend(dispute: Dispute) -> Recommendation:
     """The policy's view of a clear case, or `none` when the record does not decide it;
     once ruled, whether the ruling on the record (the one appealed, during an appeal)
     differs from it."""
     rec = _clear_case(dispute)
     ruling = dispute.ruling
-    appeal = getattr(dispute, "appeal", None)
-    if appeal is not None and appeal.get("decided_at") is None:
-        rec = replace(rec, basis=f"appeal by the {appeal['by']}: {rec.basis}")
+    appeal = dispute.appeal
+    if appeal is not None and appeal.decided_at is None:
+        rec = replace(rec, basis=f"appeal by the {appeal.by}: {rec.basis}")
     if ruling is None or rec.decision == "none":
         return rec
-    differs = (ruling["decision"], ruling["amount"]) != (rec.decision, rec.amount)
+    differs = (ruling.decision, ruling.amount) != (rec.decision, rec.amount)
     return replace(rec, differs_from_ruling=differs)
 
 
-def _clear_case(dispute: Any) -> Recommendation:
+def _clear_case(dispute: Dispute) -> Recommendation:
     policy = dispute.policy
     full = dispute.order_amount
     requested = dispute.requested_amount
@@ -80,7 +83,7 @@ def _clear_case(dispute: Any) -> Recommendation:
         return Recommendation(
             refund_kind, requested, False, "damaged, with photo or video: refund, no return"
         )
-    return_cost = Money.of_major(policy["return_shipping_estimate"], dispute.currency)
+    return_cost = Money.of_major(policy.return_shipping_estimate, dispute.currency)
     if full < return_cost.amount:
         return Recommendation(
             refund_kind,
@@ -89,7 +92,7 @@ def _clear_case(dispute: Any) -> Recommendation:
             f"item value below the estimated return shipping of {return_cost}: "
             "refund without return",
         )
-    threshold = Money.of_major(policy["contested_return_threshold"], dispute.currency)
+    threshold = Money.of_major(policy.contested_return_threshold, dispute.currency)
     # A buyer who never received the item has nothing to send back.
     returnable = dispute.reason not in (Reason.NOT_RECEIVED, Reason.NOT_SHIPPED)
     if returnable and dispute.contested and _seller_evidence(dispute) and full > threshold.amount:

@@ -238,7 +238,7 @@ DEADLINE_RULES: dict[DeadlineKind, DeadlineRule] = {
 }  # fmt: skip
 
 # Read-only views of the table.
-DEADLINES: dict[DeadlineKind, str | None] = {k: r.timeout for k, r in DEADLINE_RULES.items()}
+DEADLINES: dict[str, str | None] = {k: r.timeout for k, r in DEADLINE_RULES.items()}
 EXTENDABLE_DEADLINES = frozenset(k for k, r in DEADLINE_RULES.items() if r.extendable)
 SLA_DEADLINES = tuple(k for k, r in DEADLINE_RULES.items() if r.sla_only)
 
@@ -324,7 +324,10 @@ def role_may(trigger: str, role: str) -> bool:
 
 
 class _WithDeadlines(Protocol):
-    deadlines: list[dict[str, Any]]
+    """An event: its deadlines as the mappings it carries."""
+
+    @property
+    def deadlines(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 def next_timeout_at(facts: _WithDeadlines) -> datetime | None:

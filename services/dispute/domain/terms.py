@@ -7,14 +7,13 @@ the amounts a party or agent names, and never read a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from shared.money import Money
 
 from .errors import InvalidInput
 from .policy import add_business_days
+from .state import Offer, Refund, Return, Ruling
 from .values import (
     SELLER_ERROR_REASONS,
     Decision,
@@ -35,24 +34,22 @@ def of_request(requested_resolution: str, requested_amount: int) -> tuple[str, i
     return Settlement.REFUND.value, requested_amount
 
 
-def of_offer(offer: Mapping[str, Any]) -> Terms:
+def of_offer(offer: Offer) -> Terms:
     """What a standing (already validated) offer settles on."""
-    kind = offer["type"]
-    if kind == OfferType.REPLACEMENT:
+    if offer.type == OfferType.REPLACEMENT:
         return Settlement.REPLACEMENT.value, None
-    if kind == OfferType.RETURN_AND_REFUND:
-        return Settlement.RETURN.value, offer["amount"]
-    return Settlement.REFUND.value, offer["amount"]
+    if offer.type == OfferType.RETURN_AND_REFUND:
+        return Settlement.RETURN.value, offer.amount
+    return Settlement.REFUND.value, offer.amount
 
 
-def of_ruling(ruling: Mapping[str, Any]) -> Terms:
+def of_ruling(ruling: Ruling) -> Terms:
     """What a recorded (already validated) ruling settles on."""
-    decision = ruling["decision"]
-    if decision == Decision.SELLER_FAVOURED:
+    if ruling.decision == Decision.SELLER_FAVOURED:
         return Settlement.NOTHING.value, None
-    if decision == Decision.RETURN_AND_REFUND:
-        return Settlement.RETURN.value, ruling["amount"]
-    return Settlement.REFUND.value, ruling["amount"]
+    if ruling.decision == Decision.RETURN_AND_REFUND:
+        return Settlement.RETURN.value, ruling.amount
+    return Settlement.REFUND.value, ruling.amount
 
 
 def of_decision(decision: str, amount: object, order: Money) -> Terms:
@@ -114,29 +111,29 @@ def no_amount(amount: object, what: str) -> None:
         raise InvalidInput("amount", "not_applicable", f"{what} takes no amount")
 
 
-def new_refund(amount: int, order: Money, at: datetime, payout_days: int) -> dict[str, Any]:
+def new_refund(amount: int, order: Money, at: datetime, payout_days: int) -> Refund:
     """A refund started at `at`, never more than the order, expected after the payout
     time of the order's payment method."""
-    return {
-        "amount": min(amount, order.amount),
-        "currency": order.currency,
-        "started_at": at,
-        "expected_by": add_business_days(at, payout_days),
-        "failures": [],
-        "reference": None,
-        "paid_at": None,
-    }
+    return Refund(
+        amount=min(amount, order.amount),
+        currency=order.currency,
+        started_at=at,
+        expected_by=add_business_days(at, payout_days),
+        failures=(),
+        reference=None,
+        paid_at=None,
+    )
 
 
-def new_return(address: str, reason: str, shipping_paid_by: str | None) -> dict[str, Any]:
+def new_return(address: str, reason: str, shipping_paid_by: str | None) -> Return:
     """A return to `address`; shipping is the seller's when the item was the seller's
     error, the buyer's otherwise, unless a ruling said whose."""
     paid_by = shipping_paid_by or (Role.SELLER if reason in SELLER_ERROR_REASONS else Role.BUYER)
-    return {
-        "address": address,
-        "shipping_paid_by": str(paid_by),
-        "carrier": None,
-        "tracking_number": None,
-        "shipped_at": None,
-        "delivered_at": None,
-    }
+    return Return(
+        address=address,
+        shipping_paid_by=str(paid_by),
+        carrier=None,
+        tracking_number=None,
+        shipped_at=None,
+        delivered_at=None,
+    )
