@@ -15,7 +15,7 @@ from services.dispute.domain.errors import ActionNotAllowed
 from services.dispute.domain.rules import DEADLINE_RULES, DeadlineKind
 from services.dispute.domain.values import Role
 
-from .helpers import AGENT, buyers_turn, ctx, refund_pending, ruled
+from .helpers import AGENT, PHOTO, SELLER, buyers_turn, ctx, refund_pending, ruled
 
 ROOT = Path(__file__).parents[2]
 
@@ -93,3 +93,15 @@ def test_no_deadline_kind_is_written_as_a_bare_string_outside_the_table() -> Non
             if isinstance(node, ast.Constant) and node.value in kinds and id(node) not in keys:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert found == []
+
+
+def test_once_the_appeal_window_has_passed_appeal_is_no_longer_offered() -> None:
+    """Before the worker fires the window's time-out, what is offered at a given time is
+    what a command at that time is allowed to do."""
+    case = ruled("full_refund")
+    later = case.at + timedelta(days=3, minutes=1)
+    assert "appeal" in case.dispute.allowed_actions(SELLER, case.at)
+    assert "appeal" not in case.dispute.allowed_actions(SELLER, later)
+    with pytest.raises(ActionNotAllowed) as refused:
+        case.dispute.file_appeal(ctx(SELLER, later), reason="late", evidence=[PHOTO])
+    assert "appeal" not in refused.value.allowed

@@ -220,7 +220,8 @@ class DisputeLifecycle(RuleBasedStateMachine):
           trigger=st.sampled_from(rules.ACTION_TRIGGERS))  # fmt: skip
     def act(self, actor: Actor, trigger: str, data: st.DataObject) -> None:
         args = {k: self._resolve(v) for k, v in data.draw(ARGS[trigger]).items()}
-        allowed = rules.action_name(trigger) in self.case.dispute.allowed_actions(actor)
+        now = self.case.at
+        allowed = rules.action_name(trigger) in self.case.dispute.allowed_actions(actor, now)
         method = getattr(self.case.dispute, COMMAND_METHODS[trigger])
         error = self._attempt(lambda: method(self.case.by(actor), **args))
         if allowed:  # the table said yes: only the input may be refused
@@ -233,7 +234,7 @@ class DisputeLifecycle(RuleBasedStateMachine):
     @rule(actor=st.sampled_from(PARTICIPANTS), data=st.data())
     def take_an_allowed_action(self, actor: Actor, data: st.DataObject) -> None:
         dispute = self.case.dispute
-        allowed = dispute.allowed_actions(actor)
+        allowed = dispute.allowed_actions(actor, self.case.at)
         if not allowed:
             return
         trigger = rules.trigger_for(data.draw(st.sampled_from(allowed)))

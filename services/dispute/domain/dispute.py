@@ -633,10 +633,11 @@ class Dispute(Aggregate):
     def visible_to(self, actor: Actor) -> bool:
         return permissions.may_see(actor.role, actor.id, self.buyer_id, self.seller_id)
 
-    def allowed_actions(self, actor: Actor) -> list[str]:
+    def allowed_actions(self, actor: Actor, at: datetime | None = None) -> list[str]:
+        """What `actor` may do, at time `at` (None: whatever the time)."""
         if not self.visible_to(actor):
             return []
-        return guards.allowed_actions(self, actor.role, actor.id)
+        return guards.allowed_actions(self, actor.role, actor.id, at)
 
     def due_timeouts(self, at: datetime) -> list[str]:
         return guards.due_timeouts(self, at)

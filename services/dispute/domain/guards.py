@@ -178,11 +178,13 @@ def is_allowed(
     return any(_passes(t, probe, SETTLEMENT_GUARDS) for t in _rows(trigger, facts.state))
 
 
-def allowed_actions(facts: DisputeFacts, role: str, actor_id: str = "") -> list[str]:
-    """The API actions this caller may take now, in the table's order."""
-    return [
-        action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role, actor_id=actor_id)
-    ]
+def allowed_actions(
+    facts: DisputeFacts, role: str, actor_id: str = "", at: datetime | None = None
+) -> list[str]:
+    """The API actions this caller may take, in the table's order: at time `at` (a
+    deadline that has passed by then closes what it guards, such as the appeal window),
+    or whatever the time when `at` is None."""
+    return [action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role, at, actor_id)]
 
 
 def check(trigger: str, facts: DisputeFacts, role: str, at: datetime, actor_id: str = "") -> None:
@@ -191,14 +193,16 @@ def check(trigger: str, facts: DisputeFacts, role: str, at: datetime, actor_id: 
     if not role_may(trigger, role):
         raise RoleNotPermitted(action_name(trigger), role)
     if not is_allowed(trigger, facts, role, at, actor_id):
-        raise _refusal(trigger, facts, role, actor_id)
+        raise _refusal(trigger, facts, role, actor_id, at)
 
 
-def _refusal(trigger: str, facts: DisputeFacts, role: str, actor_id: str) -> ActionNotAllowed:
+def _refusal(
+    trigger: str, facts: DisputeFacts, role: str, actor_id: str, at: datetime | None
+) -> ActionNotAllowed:
     return ActionNotAllowed(
         action_name(trigger),
         facts.state,
-        allowed_actions(facts, role, actor_id) if role != Role.SYSTEM else [],
+        allowed_actions(facts, role, actor_id, at) if role != Role.SYSTEM else [],
         why=_why_not(trigger, facts, role),
     )
 
@@ -222,7 +226,7 @@ def destination(
     for transition in _rows(trigger, facts.state):
         if _passes(transition, probe):
             return transition.dest if transition.dest is not None else facts.state
-    raise _refusal(trigger, facts, role, actor_id)
+    raise _refusal(trigger, facts, role, actor_id, at)
 
 
 def _why_not(trigger: str, facts: DisputeFacts, role: str) -> str:
