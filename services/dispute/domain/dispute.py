@@ -21,16 +21,10 @@ from eventsourcing.domain import Aggregate
 from shared import permissions
 from shared.money import Money
 
-from . import deadlines, events, guards, rules, terms
+from . import deadlines, events, guards, opening, rules, terms
 from .errors import (
-    DisputeAlreadyExists,
     DisputeNotFound,
     InvalidInput,
-    OrderAlreadyShipped,
-    OrderChargedBack,
-    OrderNotFound,
-    ProtectionEnded,
-    RoleNotPermitted,
 )
 from .order import FUTURE_TOLERANCE, ID_NAMESPACE, Order
 from .policy import Policy, days_after
@@ -50,7 +44,6 @@ from .state import (
     upcast_snapshot_v1,
 )
 from .values import (
-    QUALITY_REASONS,
     Actor,
     Context,
     Decision,
@@ -66,7 +59,6 @@ from .values import (
     aware,
     enum_value,
     evidence_items,
-    parse_reason,
     text,
 )
 
@@ -157,67 +149,39 @@ class Dispute(Aggregate):
     class Event(events.Event):
         """Every event: who caused it, for which request, and the state it leads to."""
 
+    # fmt: off
     class Opened(events.Opened, Event): ...
-
     class Settled(events.Settled, Event): ...
-
     class SellerAccepted(events.SellerAccepted, Settled): ...
-
     class OfferAccepted(events.OfferAccepted, Settled): ...
-
     class SellerResponseLapsed(events.SellerResponseLapsed, Settled): ...
-
     class Ruled(events.Ruled, Settled): ...
-
     class AppealRuled(events.AppealRuled, Ruled): ...
-
     class RulingTookEffect(events.RulingTookEffect, Settled): ...
-
     class RulingIssued(events.RulingIssued, Event): ...
-
     class Appealed(events.Appealed, Event): ...
-
     class ChargedBack(events.ChargedBack, Event): ...
-
     class SellerRejected(events.SellerRejected, Event): ...
-
     class OfferMade(events.OfferMade, Event): ...
-
     class RequestRevised(events.RequestRevised, Event): ...
-
     class Escalated(events.Escalated, Event): ...
-
     class Withdrawn(events.Withdrawn, Event): ...
-
     class BuyerResponseLapsed(events.BuyerResponseLapsed, Event): ...
-
     class EvidenceAdded(events.EvidenceAdded, Event): ...
-
     class MessagePosted(events.MessagePosted, Event): ...
-
     class InfoRequested(events.InfoRequested, Event): ...
-
     class InfoRequestLapsed(events.InfoRequestLapsed, Event): ...
-
     class ReturnShipped(events.ReturnShipped, Event): ...
-
     class ReturnShipmentLapsed(events.ReturnShipmentLapsed, Event): ...
-
     class ReturnDelivered(events.ReturnDelivered, Event): ...
-
     class RefundStarted(events.RefundStarted, Event): ...
-
     class ReturnConfirmed(events.ReturnConfirmed, RefundStarted): ...
-
     class ReturnConfirmationLapsed(events.ReturnConfirmationLapsed, RefundStarted): ...
-
     class ReturnContested(events.ReturnContested, Event): ...
-
     class RefundFailed(events.RefundFailed, Event): ...
-
     class RefundPaid(events.RefundPaid, Event): ...
-
     class DeadlineExtended(events.DeadlineExtended, Event): ...
+    # fmt: on
 
     @staticmethod
     def create_id(order_ref: str) -> UUID:
@@ -238,77 +202,31 @@ class Dispute(Aggregate):
         evidence: Iterable[Mapping[str, Any]],
         policy: Policy,
     ) -> Dispute:
-        if not permissions.may_command(ctx.actor.role, "open_dispute"):
-            raise RoleNotPermitted("open", ctx.actor.role)
-        if ctx.actor.id != order.buyer_id:
-            raise OrderNotFound(order.order_ref)  # not the buyer's order: do not reveal it
-        if order.dispute_id is not None:
-            raise DisputeAlreadyExists(order.order_ref, order.dispute_id)
-        chargebacks = getattr(order, "chargebacks", [])
-        if chargebacks:
-            raise OrderChargedBack(order.order_ref, chargebacks[0]["reference"])
-        if ctx.at > order.protection_ends_at:
-            raise ProtectionEnded(order.order_ref, order.protection_ends_at)
-        reason_value = parse_reason(reason)
-        resolution = enum_value(RequestedResolution, requested_resolution, "requested_resolution")
-        if amount.currency != order.currency:
-            raise InvalidInput(
-                "amount.currency",
-                "order_currency",
-                f"amount.currency must be the order's currency, {order.currency}",
-            )
-        requested = amount_in_range(amount.amount, order.amount, "amount.amount")
-        if reason_value == Reason.NOT_SHIPPED:
-            cls._check_cancellation(order, resolution, requested)
-        description_text = text(description, "description")
-        items = evidence_items(evidence)
-        if reason_value in QUALITY_REASONS and not any(
-            i["kind"] in (EvidenceKind.PHOTO, EvidenceKind.VIDEO) for i in items
-        ):
-            raise InvalidInput(
-                "evidence",
-                "photo_or_video_required",
-                f"a {reason_value} dispute needs at least one photo or video as evidence",
-            )
-        due = days_after(ctx.at, policy.seller_response_days_for(reason_value))
+        request = opening.check(
+            ctx, order, reason=reason, requested_resolution=requested_resolution,
+            amount=amount, description=description, evidence=evidence, policy=policy,
+        )  # fmt: skip
+        first = deadlines.deadline(DeadlineKind.SELLER_RESPONSE, request.seller_response_due)
         dispute = cls._create(
             cls.Opened,
             **ctx.stamp(),
             state=rules.AWAITING_SELLER,
-            deadlines=[deadlines.deadline(DeadlineKind.SELLER_RESPONSE, due).as_dict()],
+            deadlines=[first.as_dict()],
             order_ref=order.order_ref,
             buyer_id=order.buyer_id,
             seller_id=order.seller_id,
             currency=order.currency,
             order_amount=order.amount,
             payment_method=order.payment_method,
-            reason=reason_value,
-            requested_resolution=resolution,
-            amount=requested,
-            description=description_text,
-            evidence=items,
+            reason=request.reason,
+            requested_resolution=request.requested_resolution,
+            amount=request.amount,
+            description=request.description,
+            evidence=request.evidence,
             policy=policy.as_dict(),
         )
         order.record_dispute(ctx, str(dispute.id))
         return dispute
-
-    @staticmethod
-    def _check_cancellation(order: Order, resolution: str, requested: int) -> None:
-        """Cancelling before shipment: only unshipped, refund only, the full amount."""
-        if order.shipped_at is not None:
-            raise OrderAlreadyShipped(order.order_ref, order.shipped_at)
-        if resolution != RequestedResolution.REFUND_ONLY:
-            raise InvalidInput(
-                "requested_resolution",
-                "refund_only_when_not_shipped",
-                "a not_shipped dispute asks for refund_only: there is nothing to return",
-            )
-        if requested != order.amount:
-            raise InvalidInput(
-                "amount.amount",
-                "equals_order_amount",
-                f"a not_shipped dispute asks for the full order amount, {order.amount}",
-            )
 
     # Commands of the parties, agents and services --------------------------------------
 
