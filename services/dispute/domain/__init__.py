@@ -4,7 +4,7 @@ It imports no web framework and no database driver, and never reads the wall clo
 """
 
 from . import rules
-from .dispute import COMMAND_METHODS, Dispute, dispute_id
+from .dispute import Dispute, dispute_id
 from .errors import (
     ActionNotAllowed,
     ChargebackExists,
@@ -30,7 +30,6 @@ from .recommendation import Recommendation, recommend
 from .values import Actor, Context, Role
 
 __all__ = [
-    "COMMAND_METHODS",
     "ActionNotAllowed",
     "Actor",
     "ChargebackExists",

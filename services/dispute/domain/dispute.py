@@ -11,7 +11,7 @@ Over 400 lines: one method per command and per time-out of the aggregate, nothin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid5
@@ -22,6 +22,7 @@ from shared import permissions
 from shared.money import Money
 
 from . import deadlines, events, guards, opening, rules, terms
+from .commands import EvidenceItem, evidence_mappings
 from .errors import (
     DisputeNotFound,
     InvalidInput,
@@ -66,31 +67,6 @@ from .values import (
 def dispute_id(order_ref: str) -> UUID:
     """Deterministic: one dispute per order, ever."""
     return uuid5(ID_NAMESPACE, f"dispute:{order_ref}")
-
-
-# The command method behind each action trigger of the table (time-outs go through
-# `fire_timeout`). A test checks this covers exactly the table's action triggers.
-COMMAND_METHODS: dict[str, str] = {
-    "accept": "accept",
-    "reject": "reject",
-    "offer": "offer",
-    "accept_offer": "accept_offer",
-    "revise": "revise",
-    "escalate": "escalate",
-    "withdraw": "withdraw",
-    "evidence": "add_evidence",
-    "messages": "post_message",
-    "request_info": "request_info",
-    "rule": "rule",
-    "appeal": "file_appeal",
-    "ship_return": "ship_return",
-    "return_delivered": "return_delivered",
-    "confirm_return": "confirm_return",
-    "contest_return": "contest_return",
-    "refund_paid": "refund_paid",
-    "refund_failed": "refund_failed",
-    "extend_deadline": "extend_deadline",
-}
 
 
 class Dispute(Aggregate):
@@ -236,12 +212,10 @@ class Dispute(Aggregate):
         settlement, amount = terms.of_request(self.requested_resolution, self.requested_amount)
         self._settle(ctx, "accept", self.SellerAccepted, settlement, amount)
 
-    def reject(
-        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
-    ) -> None:
+    def reject(self, ctx: Context, *, reason: str, evidence: Sequence[EvidenceItem] = ()) -> None:
         self._check(ctx, "reject")
         reason_text = text(reason, "reason")
-        items = evidence_items(evidence)
+        items = evidence_items(evidence_mappings(evidence))
         if self.reason == Reason.NOT_SHIPPED and not any(
             i["kind"] == EvidenceKind.TRACKING for i in items
         ):
@@ -256,7 +230,12 @@ class Dispute(Aggregate):
         )  # fmt: skip
 
     def offer(
-        self, ctx: Context, *, type: object, amount: object = None, message: object = None
+        self,
+        ctx: Context,
+        *,
+        type: OfferType,
+        amount: Money | None = None,
+        message: str | None = None,
     ) -> None:
         self._check(ctx, "offer")
         offer_type = enum_value(OfferType, type, "type")
@@ -283,9 +262,9 @@ class Dispute(Aggregate):
         self,
         ctx: Context,
         *,
-        requested_resolution: object,
-        amount: object,
-        message: object = None,
+        requested_resolution: RequestedResolution,
+        amount: Money,
+        message: str | None = None,
     ) -> None:
         """The buyer counters with a new request."""
         self._check(ctx, "revise")
@@ -297,7 +276,7 @@ class Dispute(Aggregate):
             requested_resolution=resolution, amount=new_amount, message=message_text,
         )  # fmt: skip
 
-    def escalate(self, ctx: Context, *, reason: object) -> None:
+    def escalate(self, ctx: Context, *, reason: str) -> None:
         self._check(ctx, "escalate")
         reason_text = text(reason, "reason")
         self._record(
@@ -305,7 +284,7 @@ class Dispute(Aggregate):
             reason=reason_text,
         )  # fmt: skip
 
-    def withdraw(self, ctx: Context, *, reason: object) -> None:
+    def withdraw(self, ctx: Context, *, reason: str) -> None:
         self._check(ctx, "withdraw")
         reason_text = text(reason, "reason")
         self._record(
@@ -313,9 +292,9 @@ class Dispute(Aggregate):
             outcome=Outcome.WITHDRAWN.value,
         )  # fmt: skip
 
-    def add_evidence(self, ctx: Context, *, evidence: Iterable[Mapping[str, Any]]) -> None:
+    def add_evidence(self, ctx: Context, *, evidence: Sequence[EvidenceItem]) -> None:
         self._check(ctx, "evidence")
-        items = evidence_items(evidence)
+        items = evidence_items(evidence_mappings(evidence))
         if not items:
             raise InvalidInput("evidence", "min_items", "evidence must list at least one item")
         answers = self._answers_info_request(ctx.actor)
@@ -325,7 +304,7 @@ class Dispute(Aggregate):
             answers_info_request=answers,
         )  # fmt: skip
 
-    def post_message(self, ctx: Context, *, body: object) -> None:
+    def post_message(self, ctx: Context, *, body: str) -> None:
         self._check(ctx, "messages")
         body_text = text(body, "body")
         answers = self._answers_info_request(ctx.actor)
@@ -336,7 +315,7 @@ class Dispute(Aggregate):
         )  # fmt: skip
 
     def request_info(
-        self, ctx: Context, *, from_: object, question: object, due_at: object = None
+        self, ctx: Context, *, from_: Party, question: str, due_at: datetime | None = None
     ) -> None:
         self._check(ctx, "request_info")
         party = enum_value(Party, from_, "from")
@@ -358,10 +337,10 @@ class Dispute(Aggregate):
         self,
         ctx: Context,
         *,
-        decision: object,
-        amount: object = None,
-        return_shipping_paid_by: object = None,
-        rationale: object,
+        decision: Decision,
+        amount: Money | None = None,
+        return_shipping_paid_by: Party | None = None,
+        rationale: str,
     ) -> None:
         self._check(ctx, "rule")
         decision_value = enum_value(Decision, decision, "decision")
@@ -395,12 +374,12 @@ class Dispute(Aggregate):
         )  # fmt: skip
 
     def file_appeal(
-        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
+        self, ctx: Context, *, reason: str, evidence: Sequence[EvidenceItem] = ()
     ) -> None:
         """The party the ruling went against appeals it, once, with new evidence."""
         self._check(ctx, "appeal")
         reason_text = text(reason, "reason")
-        items = evidence_items(evidence)
+        items = evidence_items(evidence_mappings(evidence))
         if not items:
             raise InvalidInput(
                 "evidence", "min_items", "an appeal needs new evidence: at least one item"
@@ -419,7 +398,7 @@ class Dispute(Aggregate):
             amount=amount, outcome=Outcome.CHARGEBACK.value,
         )  # fmt: skip
 
-    def ship_return(self, ctx: Context, *, carrier: object, tracking_number: object) -> None:
+    def ship_return(self, ctx: Context, *, carrier: str, tracking_number: str) -> None:
         self._check(ctx, "ship_return")
         carrier_text = text(carrier, "carrier", limit=100)
         number = text(tracking_number, "tracking_number", limit=100)
@@ -429,7 +408,7 @@ class Dispute(Aggregate):
             tracking_number=number,
         )  # fmt: skip
 
-    def return_delivered(self, ctx: Context, *, delivered_at: object) -> None:
+    def return_delivered(self, ctx: Context, *, delivered_at: datetime) -> None:
         self._check(ctx, "return_delivered")
         delivered = aware(delivered_at, "delivered_at")
         if delivered > ctx.at + FUTURE_TOLERANCE:
@@ -451,17 +430,17 @@ class Dispute(Aggregate):
         self._start_refund(ctx, "confirm_return", self.ReturnConfirmed)
 
     def contest_return(
-        self, ctx: Context, *, reason: object, evidence: Iterable[Mapping[str, Any]] = ()
+        self, ctx: Context, *, reason: str, evidence: Sequence[EvidenceItem] = ()
     ) -> None:
         self._check(ctx, "contest_return")
         reason_text = text(reason, "reason")
-        items = evidence_items(evidence)
+        items = evidence_items(evidence_mappings(evidence))
         self._record(
             ctx, "contest_return", self.ReturnContested, deadlines=self._review_deadlines(ctx.at),
             reason=reason_text, evidence=items,
         )  # fmt: skip
 
-    def refund_paid(self, ctx: Context, *, reference: object, paid_at: object) -> None:
+    def refund_paid(self, ctx: Context, *, reference: str, paid_at: datetime) -> None:
         self._check(ctx, "refund_paid")
         reference_text = text(reference, "reference", limit=200)
         paid = aware(paid_at, "paid_at")
@@ -478,16 +457,14 @@ class Dispute(Aggregate):
             paid_at=paid, outcome=outcome.value,
         )  # fmt: skip
 
-    def refund_failed(self, ctx: Context, *, reason: object) -> None:
+    def refund_failed(self, ctx: Context, *, reason: str) -> None:
         self._check(ctx, "refund_failed")
         reason_text = text(reason, "reason")
         self._record(
             ctx, "refund_failed", self.RefundFailed, deadlines=self.deadlines, reason=reason_text
         )
 
-    def extend_deadline(
-        self, ctx: Context, *, deadline: object, until: object, reason: object
-    ) -> None:
+    def extend_deadline(self, ctx: Context, *, deadline: str, until: datetime, reason: str) -> None:
         self._check(ctx, "extend_deadline")
         new_due = aware(until, "until")
         reason_text = text(reason, "reason")

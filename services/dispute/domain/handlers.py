@@ -38,10 +38,6 @@ def handles(command_type: type[C]) -> Callable[[Handler[C]], Handler[C]]:
     return register
 
 
-def evidence(items: c.Evidence) -> list[dict[str, Any]]:
-    return [item.as_dict() for item in items]
-
-
 @handles(c.Accept)
 def accept(dispute: Dispute, ctx: Context, command: c.Accept) -> None:
     dispute.accept(ctx)
@@ -49,7 +45,7 @@ def accept(dispute: Dispute, ctx: Context, command: c.Accept) -> None:
 
 @handles(c.Reject)
 def reject(dispute: Dispute, ctx: Context, command: c.Reject) -> None:
-    dispute.reject(ctx, reason=command.reason, evidence=evidence(command.evidence))
+    dispute.reject(ctx, reason=command.reason, evidence=command.evidence)
 
 
 @handles(c.MakeOffer)
@@ -84,7 +80,7 @@ def withdraw(dispute: Dispute, ctx: Context, command: c.Withdraw) -> None:
 
 @handles(c.AddEvidence)
 def add_evidence(dispute: Dispute, ctx: Context, command: c.AddEvidence) -> None:
-    dispute.add_evidence(ctx, evidence=evidence(command.evidence))
+    dispute.add_evidence(ctx, evidence=command.evidence)
 
 
 @handles(c.PostMessage)
@@ -110,7 +106,7 @@ def rule(dispute: Dispute, ctx: Context, command: c.Rule) -> None:
 
 @handles(c.Appeal)
 def appeal(dispute: Dispute, ctx: Context, command: c.Appeal) -> None:
-    dispute.file_appeal(ctx, reason=command.reason, evidence=evidence(command.evidence))
+    dispute.file_appeal(ctx, reason=command.reason, evidence=command.evidence)
 
 
 @handles(c.ShipReturn)
@@ -130,7 +126,7 @@ def confirm_return(dispute: Dispute, ctx: Context, command: c.ConfirmReturn) -> 
 
 @handles(c.ContestReturn)
 def contest_return(dispute: Dispute, ctx: Context, command: c.ContestReturn) -> None:
-    dispute.contest_return(ctx, reason=command.reason, evidence=evidence(command.evidence))
+    dispute.contest_return(ctx, reason=command.reason, evidence=command.evidence)
 
 
 @handles(c.RefundPaid)
