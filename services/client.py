@@ -38,7 +38,7 @@ def ago(duration: str, *, day: bool = False) -> str:
     """The UTC time `duration` (ISO 8601, e.g. P20D or PT6H) before now, RFC 3339; with
     `day`, the midnight that starts that day (the same all day long: a rerun of an
     example then sends the same facts)."""
-    then = datetime.now(UTC) - isodate.parse_duration(duration)
+    then: datetime = datetime.now(UTC) - isodate.parse_duration(duration)
     return then.strftime("%Y-%m-%dT00:00:00Z" if day else "%Y-%m-%dT%H:%M:%SZ")
 
 
