@@ -60,6 +60,11 @@ def launcher(
         DISPUTES_GATEWAY_PORT=str(gateway),
         DISPUTES_THREADS="2",
         DISPUTES_WORKER_POLL_SECONDS="0.2",
+        # Free ports, not make run's 9102-9105: another stack on this machine may hold those.
+        DISPUTES_WORKER_METRICS_PORT=str(free_port()),
+        DISPUTES_PROJECTOR_METRICS_PORT=str(free_port()),
+        DISPUTES_DELIVERY_METRICS_PORT=str(free_port()),
+        DISPUTES_NOTARY_METRICS_PORT=str(free_port()),
     )
     log = (tmp_path / "run.log").open("wb")
     process = subprocess.Popen(

@@ -166,6 +166,8 @@ class Stack:
             "DISPUTES_GATEWAY_PORT": str(self.gateway_port),
             "DISPUTES_WORKER_METRICS_PORT": str(free_port()),
             "DISPUTES_PROJECTOR_METRICS_PORT": str(free_port()),
+            "DISPUTES_DELIVERY_METRICS_PORT": str(free_port()),
+            "DISPUTES_NOTARY_METRICS_PORT": str(free_port()),
             "DISPUTES_RATE_LIMIT": "10000/second",
             "DISPUTES_THREADS": "8",
             "DISPUTES_WORKER_POLL_SECONDS": "0.5",
