@@ -61,8 +61,8 @@ format: $(STAMP) ## fix what ruff can
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP) ## mypy
-	$(BIN)/mypy services/dispute/domain services/dispute/application.py shared
+typecheck: $(STAMP) ## mypy --strict on every module of services/ and shared/
+	$(BIN)/mypy services shared
 
 test: $(STAMP) lint typecheck ## everything: install, lint, type-check, the whole suite
 	$(BIN)/python -m pytest
