@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from shared.clock import Clock, SystemClock
@@ -37,9 +37,14 @@ from .domain import (
 )
 from .domain.commands import Command
 from .domain.values import Actor, Context, Role
+from .latest import LatestDisputes
 from .transcodings import register as register_value_transcodings
 
 SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
+
+# Disputes each process keeps at their newest version (services.dispute.latest); a few
+# kilobytes each for a case of tens of events.
+CACHED_DISPUTES = 1000
 
 # Called with the changed aggregate (and whether it was just created) right before it is
 # saved; what it returns is passed to the recorder as `save(..., idempotency=...)` and
@@ -62,10 +67,12 @@ class DisputeApplication(Application[UUID]):
         *,
         clock: Clock | None = None,
         policy: Policy | None = None,
+        cached_disputes: int = CACHED_DISPUTES,
     ) -> None:
         super().__init__(env=env)
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or Policy()
+        self.latest = LatestDisputes(cached_disputes)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """The Dispute's value objects, as its snapshots store them."""
@@ -216,6 +223,7 @@ class DisputeApplication(Application[UUID]):
             if dispute_id(order_ref) in self.repository:
                 raise DisputeAlreadyExists(order_ref, str(dispute_id(order_ref))) from None
             raise ConcurrentUpdate(f"order {order_ref}") from None
+        self.latest.put(dispute)
         return dispute
 
     def handle(
@@ -240,10 +248,12 @@ class DisputeApplication(Application[UUID]):
         try:
             self.save(dispute, **_respond(respond, dispute, False))
         except IntegrityError:
+            self.latest.discard(dispute.id)  # another process wrote: load afresh next time
             if expected_version is not None:
                 current: int = self.repository.get(dispute.id).version
                 raise VersionMismatch(f"dispute {ref}", expected_version, current) from None
             raise ConcurrentUpdate(f"dispute {ref}") from None
+        self.latest.put(dispute)
         return dispute
 
     def fire_due_timeouts(self, ref: str | UUID, correlation_id: str) -> list[str]:
@@ -289,7 +299,10 @@ class DisputeApplication(Application[UUID]):
         if as_of is not None:
             version = self._version_at(aggregate_id, as_of, ref)
         try:
-            dispute: Dispute = self.repository.get(aggregate_id, version=version)
+            if version is None:
+                dispute: Dispute = self._newest(aggregate_id)
+            else:
+                dispute = self.repository.get(aggregate_id, version=version)
         except (AggregateNotFoundError, ValueError):
             raise DisputeNotFound(str(ref)) from None
         if not isinstance(dispute, Dispute) or not dispute.visible_to(actor):
@@ -297,6 +310,19 @@ class DisputeApplication(Application[UUID]):
         if version is not None and dispute.version != version:
             raise DisputeNotFound(str(ref))
         return dispute
+
+    def _newest(self, aggregate_id: UUID) -> Any:
+        """The aggregate at its newest version: the kept copy brought up to date with the
+        events recorded after it (services.dispute.latest), else replayed."""
+        kept = self.latest.get(aggregate_id)
+        aggregate: Any
+        if kept is None:
+            aggregate = self.repository.get(aggregate_id)
+        else:
+            aggregate = project_aggregate(kept, self.events.get(aggregate_id, gt=kept.version))
+        if isinstance(aggregate, Dispute):
+            self.latest.put(aggregate)
+        return aggregate
 
     def dispute_events(self, actor: Actor, ref: str | UUID) -> list[Dispute.Event]:
         dispute = self.get_dispute(actor, ref)

@@ -54,6 +54,10 @@ class Settings(LogSettings, BaseSettings):
     # Policy: a JSON file of Policy fields; the defaults of the spec otherwise.
     policy_file: Path | None = None
     snapshot_interval: int = Field(default=50, ge=2)
+    # Disputes each server process keeps at their newest version, so a command reads only
+    # the events recorded after the kept copy instead of replaying (services.dispute.latest);
+    # a few kilobytes each for a case of tens of events. 0 turns it off.
+    cached_disputes: int = Field(default=1000, ge=0, le=1_000_000)
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     # A claimed key whose request never finished (the process died) is free again after
     # this lease; a duplicate arriving while the first runs waits this long, then gets 409.

@@ -53,7 +53,10 @@ def create_app(settings: Settings) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         application = await anyio.to_thread.run_sync(
             lambda: DisputeApplication(
-                env=settings.persistence_env(), clock=make_clock(settings), policy=settings.policy
+                env=settings.persistence_env(),
+                clock=make_clock(settings),
+                policy=settings.policy,
+                cached_disputes=settings.cached_disputes,
             )
         )
         app.state.application = application

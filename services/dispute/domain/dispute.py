@@ -11,6 +11,7 @@ Over 400 lines: one method per command and per time-out of the aggregate, nothin
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -524,6 +525,22 @@ class Dispute(Aggregate):
     @property
     def money(self) -> Money:
         return Money(self.order_amount, self.currency)
+
+    def clone(self) -> Dispute:
+        """A copy that commands and events can change without changing this one.
+
+        Events replace the aggregate's attributes with new values (frozen value objects,
+        new lists), except the lists they append to, `evidence` and `messages`, and the
+        library's pending events: every list and dict the aggregate holds is copied, one
+        level deep; the records in them are never changed in place (the test of this
+        method applies every event type of the recorded histories to a clone and checks
+        the original did not move)."""
+        twin = copy.copy(self)
+        state = twin.__dict__
+        for name, value in state.items():
+            if type(value) is list or type(value) is dict:
+                state[name] = value.copy()
+        return twin
 
     def visible_to(self, actor: Actor) -> bool:
         return permissions.may_see(actor.role, actor.id, self.buyer_id, self.seller_id)
