@@ -18,7 +18,7 @@ exist:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -151,19 +151,25 @@ class Probe:
         return self.settlement == Settlement.NOTHING
 
 
-def _passes(transition: Any, probe: Probe, skip: Iterable[str] = ()) -> bool:
-    skipped = set(skip)
+def _passes(transition: Any, probe: Probe, skip: frozenset[str] = frozenset()) -> bool:
     return all(
         getattr(probe, cond.func)() == cond.target
         for cond in transition.conditions
-        if cond.func not in skipped
+        if cond.func not in skip
     )
 
 
-def _rows(trigger: str, state: str) -> list[Any]:
+@functools.cache
+def _rows(trigger: str, state: str) -> tuple[Any, ...]:
+    """The table's rows for the trigger from the state (the machine is read-only: looked
+    up once per pair; the API lists the allowed actions in every answer)."""
     if trigger not in MACHINE.events:
-        return []
-    return list(MACHINE.get_transitions(trigger=trigger, source=state))
+        return ()
+    return tuple(MACHINE.get_transitions(trigger=trigger, source=state))
+
+
+def _allowed(trigger: str, probe: Probe) -> bool:
+    return any(_passes(t, probe, SETTLEMENT_GUARDS) for t in _rows(trigger, probe.facts.state))
 
 
 def is_allowed(
@@ -174,8 +180,7 @@ def is_allowed(
     actor_id: str = "",
 ) -> bool:
     """Whether the trigger is allowed now, whatever terms it would settle on."""
-    probe = Probe(facts=facts, role=role, at=at, actor_id=actor_id)
-    return any(_passes(t, probe, SETTLEMENT_GUARDS) for t in _rows(trigger, facts.state))
+    return _allowed(trigger, Probe(facts=facts, role=role, at=at, actor_id=actor_id))
 
 
 def allowed_actions(
@@ -184,7 +189,8 @@ def allowed_actions(
     """The API actions this caller may take, in the table's order: at time `at` (a
     deadline that has passed by then closes what it guards, such as the appeal window),
     or whatever the time when `at` is None."""
-    return [action_name(t) for t in ACTION_TRIGGERS if is_allowed(t, facts, role, at, actor_id)]
+    probe = Probe(facts=facts, role=role, at=at, actor_id=actor_id)
+    return [action_name(t) for t in ACTION_TRIGGERS if _allowed(t, probe)]
 
 
 def check(trigger: str, facts: DisputeFacts, role: str, at: datetime, actor_id: str = "") -> None:
