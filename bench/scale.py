@@ -514,6 +514,23 @@ def _time_loads(
     return {**latency_summary(seconds), "n": len(seconds)}
 
 
+def _time_kept_loads(
+    app: DisputeApplication, case: UUID, version: int, repeats: int, budget_s: float
+) -> dict[str, float]:
+    """As `_time_loads`, through the service's own read (`get_dispute`): the copy the
+    process keeps (services.dispute.latest), brought up to date with one statement."""
+    reader = Actor(Role.AGENT, "bench")
+    if app.get_dispute(reader, case).version != version:
+        raise RuntimeError("the kept copy is not at the case's version")
+    seconds: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(seconds) < repeats and (len(seconds) < 5 or time.perf_counter() < deadline):
+        began = time.perf_counter()
+        app.get_dispute(reader, case)
+        seconds.append(time.perf_counter() - began)
+    return {**latency_summary(seconds), "n": len(seconds)}
+
+
 def load_case_times(
     url: str,
     *,
@@ -561,6 +578,7 @@ def load_case_times(
                 count, latest, total_bytes, largest = row if row else (0, 0, 0, 0)
                 with_snapshots = _time_loads(app, case.id, size, repeats, budget_s)
                 without = _time_loads(plain, case.id, size, repeats, budget_s)
+                kept = _time_kept_loads(app, case.id, size, repeats, budget_s)
                 results[str(size)] = {
                     "build_s": round(built_s, 2),
                     "snapshots": {
@@ -572,6 +590,7 @@ def load_case_times(
                         "events_replayed": size - int(latest),
                     },
                     "no_snapshots": {**without, "events_replayed": size},
+                    "kept": {**kept, "events_replayed": 0},
                 }
         finally:
             app.close()
