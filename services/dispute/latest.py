@@ -9,7 +9,10 @@ append fails if another writer took that version first, exactly as without the c
 
 The cache holds copies (`Dispute.clone`): what a command changes is its own copy, so a
 command that fails leaves the cache as it was, and two threads never share an aggregate.
-Bounded: the least recently used dispute goes first. Size 0 turns it off.
+Bounded twice: by the number of disputes, and by the records they hold in all (messages,
+evidence, information requests: the part of a case that grows without a domain limit),
+so a few huge cases cannot take the process's memory. The least recently used dispute
+goes first; a case too big for the whole budget is not kept. Size 0 turns it off.
 """
 
 from __future__ import annotations
@@ -20,13 +23,23 @@ from uuid import UUID
 
 from .domain import Dispute
 
+# Records kept in all, per process: about 40 MB at a few hundred bytes each.
+MAX_RECORDS = 100_000
+
+
+def weight(dispute: Dispute) -> int:
+    """What a kept dispute costs the budget: itself and each of its records."""
+    return 1 + len(dispute.messages) + len(dispute.evidence) + len(dispute.info_requests)
+
 
 class LatestDisputes:
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_records: int = MAX_RECORDS) -> None:
         if maxsize < 0:
             raise ValueError("the cache size must be 0 (off) or more")
         self.maxsize = maxsize
-        self._kept: OrderedDict[UUID, Dispute] = OrderedDict()
+        self.max_records = max_records
+        self._kept: OrderedDict[UUID, tuple[Dispute, int]] = OrderedDict()
+        self._records = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -39,7 +52,12 @@ class LatestDisputes:
             if kept is None:
                 return None
             self._kept.move_to_end(dispute_id)
-        return kept.clone()
+        return kept[0].clone()
+
+    @property
+    def records(self) -> int:
+        """The weight of what is kept (see `weight`)."""
+        return self._records
 
     def put(self, dispute: Dispute) -> None:
         """Keeps a copy of `dispute`, unless a newer version is kept already. Only a
@@ -48,16 +66,25 @@ class LatestDisputes:
             return
         if dispute.pending_events:
             raise ValueError("a dispute with unsaved events cannot be kept")
+        cost = weight(dispute)
+        if cost > self.max_records:
+            self.discard(dispute.id)  # too big to keep: an older copy must not stay either
+            return
         kept_copy = dispute.clone()
         with self._lock:
-            kept = self._kept.get(dispute.id)
-            if kept is not None and kept.version >= kept_copy.version:
-                return
-            self._kept[dispute.id] = kept_copy
-            self._kept.move_to_end(dispute.id)
-            while len(self._kept) > self.maxsize:
-                self._kept.popitem(last=False)
+            kept = self._kept.pop(dispute.id, None)
+            if kept is not None:
+                self._records -= kept[1]
+                if kept[0].version >= kept_copy.version:
+                    kept_copy, cost = kept
+            self._kept[dispute.id] = (kept_copy, cost)
+            self._records += cost
+            while len(self._kept) > self.maxsize or self._records > self.max_records:
+                _, (_, gone) = self._kept.popitem(last=False)
+                self._records -= gone
 
     def discard(self, dispute_id: UUID) -> None:
         with self._lock:
-            self._kept.pop(dispute_id, None)
+            kept = self._kept.pop(dispute_id, None)
+            if kept is not None:
+                self._records -= kept[1]

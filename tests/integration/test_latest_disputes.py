@@ -13,6 +13,7 @@ import pytest
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import ConcurrentUpdate, Dispute, OrderFacts
 from services.dispute.domain.values import Actor, Role
+from services.dispute.latest import LatestDisputes
 from shared.clock import FixedClock
 from shared.money import Money
 from tests.integration.app_commands import act
@@ -135,3 +136,27 @@ def test_the_cache_is_bounded_and_can_be_turned_off(backend: dict[str, str]) -> 
     finally:
         small.close()
         off.close()
+
+
+def test_the_records_kept_in_all_are_bounded_and_a_case_too_big_is_not_kept(
+    backend: dict[str, str],
+) -> None:
+    app = DisputeApplication(env=backend, clock=FixedClock(T0))
+    app.latest = LatestDisputes(maxsize=100, max_records=5)
+    try:
+        small = open_dispute(app, "order-small")  # weight 1
+        big = open_dispute(app, "order-big")
+        for n in range(3):
+            big = message(app, big, f"m{n}")  # weight 4
+        assert app.latest.records == 5
+        other = open_dispute(app, "order-other")  # 5 + 1 > 5: the least recent goes
+        assert app.latest.get(small.id) is None
+        assert app.latest.records == 5 and app.latest.get(other.id) is not None
+        for n in range(3, 6):
+            big = message(app, big, f"m{n}")  # up to weight 7: more than the whole budget
+            assert app.latest.records <= 5
+        assert app.latest.get(big.id) is None
+        assert bodies(app.get_dispute(BUYER, big.id)) == [f"m{n}" for n in range(6)]
+        assert app.latest.get(big.id) is None  # read afresh, and still not kept
+    finally:
+        app.close()
