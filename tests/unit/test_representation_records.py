@@ -21,7 +21,7 @@ from services.dispute.api.representations import RecordFragments, dispute_json, 
 from services.dispute.application import DisputeApplication
 from services.dispute.domain import Dispute, DomainError
 from services.dispute.domain.values import Actor, Role
-from tests.unit.helpers import AGENT, BUYER, SELLER, ctx, open_case
+from tests.unit.helpers import AGENT, BUYER, SELLER, ctx, open_case, ruled
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "histories_cd54e3f.json"
 HISTORIES: dict[str, Any] = json.loads(FIXTURE.read_text())
@@ -82,3 +82,17 @@ def test_an_equal_record_that_is_another_object_is_serialized_for_itself() -> No
     assert memo.json_list([first], representations.contract.Message).count(b'"one"') == 1
     second = dict(first, body="two")
     assert b'"two"' in memo.json_list([first, second], representations.contract.Message)
+
+
+def test_the_answer_lists_the_actions_allowed_at_the_time_it_is_given() -> None:
+    """After the appeal window ends and before the worker fires its time-out, the command
+    refuses an appeal: the answer must not offer one."""
+    case = ruled("full_refund")  # went against the seller
+    window_end = case.dispute.deadlines[0].due_at
+    before = json.loads(dispute_json(case.dispute, SELLER, at=window_end - timedelta(seconds=1)))
+    after = json.loads(dispute_json(case.dispute, SELLER, at=window_end + timedelta(seconds=1)))
+    assert "appeal" in before["allowed_actions"]
+    assert "appeal" not in after["allowed_actions"]
+    assert after["allowed_actions"] == case.dispute.allowed_actions(
+        SELLER, window_end + timedelta(seconds=1)
+    )

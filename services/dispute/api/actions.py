@@ -55,7 +55,7 @@ def _perform(
         return dispute, False
 
     def render(dispute: Dispute, _: bool) -> StoredResponse:
-        return representations.dispute_reply(dispute, call.actor)
+        return representations.dispute_reply(dispute, call.actor, at=call.application.clock.now())
 
     return run(request, call, perform, render)
 

@@ -93,11 +93,13 @@ RECORDS = RecordFragments()
 _NO_RECORDS = b'"evidence":[],"messages":[],"info_requests":[]'
 
 
-def dispute_json(dispute: Dispute, actor: Actor, *, historical: bool = False) -> bytes:
+def dispute_json(
+    dispute: Dispute, actor: Actor, *, historical: bool = False, at: datetime | None = None
+) -> bytes:
     """`dispute_view` as JSON: the same bytes, with the records' fragments from RECORDS."""
-    body = dumps(dispute_view(dispute, actor, historical=historical, records=False))
+    body = dumps(dispute_view(dispute, actor, historical=historical, records=False, at=at))
     if body.count(_NO_RECORDS) != 1:  # never expected; the whole view then, made afresh
-        return dumps(dispute_view(dispute, actor, historical=historical))
+        return dumps(dispute_view(dispute, actor, historical=historical, at=at))
     records = (
         b'"evidence":' + RECORDS.json_list(dispute.evidence, contract.Evidence)
         + b',"messages":' + RECORDS.json_list(dispute.messages, contract.Message)
@@ -107,10 +109,17 @@ def dispute_json(dispute: Dispute, actor: Actor, *, historical: bool = False) ->
 
 
 def dispute_view(
-    dispute: Dispute, actor: Actor, *, historical: bool = False, records: bool = True
+    dispute: Dispute,
+    actor: Actor,
+    *,
+    historical: bool = False,
+    records: bool = True,
+    at: datetime | None = None,
 ) -> contract.Dispute:
     """The contract's representation; `records=False` leaves its three lists of records
-    empty (see `dispute_json`)."""
+    empty (see `dispute_json`). `allowed_actions` are those allowed at `at`, the service
+    clock's now (a deadline that has passed closes what it guards even before the worker
+    fires its time-out, as the command itself would refuse it); whatever the time if None."""
     cur = dispute.currency
     offer = dispute.standing_offer
     refund = dispute.refund
@@ -178,7 +187,7 @@ def dispute_view(
         closed_at=dispute.closed_at,
         policy_version=dispute.policy.version,
         # Nothing can be done to a past version: actions apply to the dispute as it is now.
-        allowed_actions=[] if historical else dispute.allowed_actions(actor),
+        allowed_actions=[] if historical else dispute.allowed_actions(actor, at),
         **aliased,
     )
     if actor.role in SEES_RECOMMENDATION:
@@ -354,6 +363,7 @@ def dispute_reply(
     *,
     created: bool = False,
     historical: bool = False,
+    at: datetime | None = None,
 ) -> StoredResponse:
     headers = {"ETag": etag(dispute.version)}
     if created:
@@ -361,7 +371,7 @@ def dispute_reply(
     return StoredResponse(
         status=status,
         headers={"Content-Type": "application/json", **headers},
-        body=dispute_json(dispute, actor, historical=historical),
+        body=dispute_json(dispute, actor, historical=historical, at=at),
     )
 
 

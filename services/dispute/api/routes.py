@@ -180,7 +180,9 @@ def open_dispute(body: contract.DisputeCreate, call: CallDep, request: Request) 
         return dispute, True
 
     def render(dispute: Dispute, _: bool) -> Any:
-        return representations.dispute_reply(dispute, call.actor, 201, created=True)
+        return representations.dispute_reply(
+            dispute, call.actor, 201, created=True, at=call.application.clock.now()
+        )
 
     return run(request, call, perform, render)
 
@@ -207,7 +209,11 @@ def get_dispute(
         raise InvalidInput("as_of", "exclusive", "give either version or as_of, not both")
     dispute = application.get_dispute(actor, dispute_id, version=version, as_of=as_of)
     historical = version is not None or as_of is not None
-    return to_response(representations.dispute_reply(dispute, actor, historical=historical))
+    return to_response(
+        representations.dispute_reply(
+            dispute, actor, historical=historical, at=application.clock.now()
+        )
+    )
 
 
 @router.get(
