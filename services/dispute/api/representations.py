@@ -4,6 +4,7 @@ the stored responses (status, headers, JSON body) the routes answer and replay."
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -66,23 +67,38 @@ class RecordFragments:
 
     def __init__(self, maxsize: int = 50_000) -> None:
         self.maxsize = maxsize
-        self._kept: dict[int, tuple[object, bytes]] = {}
+        self._kept: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+        self._adapters: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
 
     def json_list(self, records: Sequence[object], model: type[BaseModel]) -> bytes:
         parts: list[bytes] = []
+        missed: list[int] = []
         with self._lock:
             kept = self._kept
             for record in records:
                 hit = kept.get(id(record))
                 if hit is not None and hit[0] is record:
                     parts.append(hit[1])
-                    continue
-                fragment = model.model_validate(record).model_dump_json(by_alias=True).encode()
-                kept[id(record)] = (record, fragment)
-                parts.append(fragment)
-            while len(kept) > self.maxsize:
-                del kept[next(iter(kept))]
+                else:
+                    missed.append(len(parts))
+                    parts.append(b"")  # made below
+        if missed:  # validated together, serialized one by one
+            adapter = self._adapters.get(model)
+            if adapter is None:
+                made_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+                adapter = self._adapters.setdefault(model, made_adapter)
+            models = adapter.validate_python([records[i] for i in missed])
+            made = [
+                (i, m.model_dump_json(by_alias=True).encode())
+                for i, m in zip(missed, models, strict=True)
+            ]
+            with self._lock:
+                for i, fragment in made:
+                    parts[i] = fragment
+                    kept[id(records[i])] = (records[i], fragment)
+                while len(kept) > self.maxsize:
+                    kept.popitem(last=False)
         return b"[" + b",".join(parts) + b"]"
 
 
