@@ -10,7 +10,7 @@ measured; one case per variant) it prints the CPU time of this process
 per command (PostgreSQL's share is not in it), with the copies each process keeps
 (`DISPUTES_CACHED_DISPUTES`, the default) and without them (0: every command reads the
 latest snapshot and the events after it and replays them), and the answer's rendering
-alone, best of a few hundred. In a scratch schema, dropped afterwards. A script, not a
+alone at that size, best of a few hundred. In a scratch schema, dropped afterwards. A script, not a
 test: its figures are measurements, nothing asserts on them.
 """
 
@@ -83,9 +83,9 @@ def main() -> int:
                 cases = [open_case(kept, f"order-{size}-{variant}") for variant in "ab"]
                 for n in range(size):
                     cases = [message(kept, case, n) for case in cases]
+                answer = answer_seconds(kept.get_dispute(BUYER, cases[0].id))
                 with_kept = cpu_per_command(kept, cases[0], args.commands)
                 without = cpu_per_command(plain, cases[1], args.commands)
-                answer = answer_seconds(kept.get_dispute(BUYER, cases[0].id))
                 print(f"| {size:,} | {with_kept:,.0f} | {without:,.0f} | {answer * 1e6:,.0f} |")
         finally:
             kept.close()

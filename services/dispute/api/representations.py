@@ -61,21 +61,33 @@ class RecordFragments:
     A case's records only grow, and a record is never changed once recorded (events
     append new ones; `Dispute.clone` relies on the same): validating and serializing all
     of them again for every answer made its cost grow with the case (0.6 ms of a
-    command's 2.5 at 300 messages). A fragment is kept with its record, so a record's
-    `id` cannot be reused while the fragment is kept; the least recently made go first.
+    command's 2.5 at 300 messages). The records of a dispute the process keeps
+    (services.dispute.latest) are the same objects from answer to answer; a dispute read
+    afresh holds new ones every time. So a list made mostly of records never met before
+    is rendered whole, in one call, and only remembered as met; records met again get a
+    fragment. A fragment or a mark is kept with its record, so a record's `id` cannot be
+    reused while it is kept; the least recently made go first.
     """
 
     def __init__(self, maxsize: int = 50_000) -> None:
         self.maxsize = maxsize
         self._kept: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
+        self._met: OrderedDict[int, object] = OrderedDict()
         self._lock = threading.Lock()
         self._adapters: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+
+    def _adapter(self, model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+        adapter = self._adapters.get(model)
+        if adapter is None:
+            made: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+            adapter = self._adapters.setdefault(model, made)
+        return adapter
 
     def json_list(self, records: Sequence[object], model: type[BaseModel]) -> bytes:
         parts: list[bytes] = []
         missed: list[int] = []
         with self._lock:
-            kept = self._kept
+            kept, met = self._kept, self._met
             for record in records:
                 hit = kept.get(id(record))
                 if hit is not None and hit[0] is record:
@@ -83,22 +95,30 @@ class RecordFragments:
                 else:
                     missed.append(len(parts))
                     parts.append(b"")  # made below
-        if missed:  # validated together, serialized one by one
-            adapter = self._adapters.get(model)
-            if adapter is None:
-                made_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
-                adapter = self._adapters.setdefault(model, made_adapter)
-            models = adapter.validate_python([records[i] for i in missed])
-            made = [
-                (i, m.model_dump_json(by_alias=True).encode())
-                for i, m in zip(missed, models, strict=True)
-            ]
-            with self._lock:
-                for i, fragment in made:
-                    parts[i] = fragment
-                    kept[id(records[i])] = (records[i], fragment)
-                while len(kept) > self.maxsize:
-                    kept.popitem(last=False)
+            if not missed:
+                return b"[" + b",".join(parts) + b"]"
+            new = [i for i in missed if met.get(id(records[i])) is not records[i]]
+            whole = 2 * len(new) > len(records)
+            if whole:  # mostly records never met: a case read afresh, or met for the first time
+                for i in new:
+                    met[id(records[i])] = records[i]
+                while len(met) > self.maxsize:
+                    met.popitem(last=False)
+        adapter = self._adapter(model)
+        if whole:
+            return adapter.dump_json(adapter.validate_python(records), by_alias=True)
+        models = adapter.validate_python([records[i] for i in missed])
+        made = [
+            (i, m.model_dump_json(by_alias=True).encode())
+            for i, m in zip(missed, models, strict=True)
+        ]
+        with self._lock:
+            for i, fragment in made:
+                parts[i] = fragment
+                kept[id(records[i])] = (records[i], fragment)
+                met.pop(id(records[i]), None)
+            while len(kept) > self.maxsize:
+                kept.popitem(last=False)
         return b"[" + b",".join(parts) + b"]"
 
 
