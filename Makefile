@@ -84,7 +84,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
 	touch $@
 
-bench: $(BENCH_STAMP) ## the benchmark suite (about 8 min with the Merkle log at 1,000,000 events; ARGS=--quick about 3)
+bench: $(BENCH_STAMP) ## the benchmark suite (about 9 min with the Merkle log at 1,000,000 events; ARGS=--quick about 3)
 	$(BIN)/python -m bench $(ARGS)
 
 # Fault injection on a private PostgreSQL cluster (initdb/pg_ctl as the postgres user).
