@@ -96,6 +96,15 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             "## Open loop at half the peak (latency from the scheduled send time)",
             "",
+            *(
+                [
+                    f"Started once the webhook and JetStream deliveries had caught up with the "
+                    f"closed loop ({svc['settled_s']} s after it).",
+                    "",
+                ]
+                if "settled_s" in svc
+                else []
+            ),
             "| target | scheduled per s | answered | p50 | p99 | p99.9 | worst lag behind "
             "schedule (ms) | errors |",
             "|---|---|---|---|---|---|---|---|",
