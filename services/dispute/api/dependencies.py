@@ -92,10 +92,6 @@ def _actor(
 ActorDep = Annotated[Actor, Depends(authenticate)]
 
 
-async def raw_body(request: Request) -> bytes:
-    return await request.body()
-
-
 @dataclass(frozen=True)
 class Call:
     """One authenticated request: who, which request, and its command headers."""

@@ -43,11 +43,6 @@ _STATE: TypeAdapter[contract.State] = TypeAdapter(contract.State)
 _TURN: TypeAdapter[contract.PartyName | None] = TypeAdapter(contract.PartyName | None)
 _REQUESTED: TypeAdapter[contract.RequestedResolution] = TypeAdapter(contract.RequestedResolution)
 _OUTCOME: TypeAdapter[contract.Outcome | None] = TypeAdapter(contract.Outcome | None)
-# The dispute's records, each list validated in one call (a case's messages and evidence
-# grow with it: one Python call per record cost twice as much).
-_EVIDENCE: TypeAdapter[list[contract.Evidence]] = TypeAdapter(list[contract.Evidence])
-_MESSAGES: TypeAdapter[list[contract.Message]] = TypeAdapter(list[contract.Message])
-_INFO_REQUESTS: TypeAdapter[list[contract.InfoRequest]] = TypeAdapter(list[contract.InfoRequest])
 
 
 def _money(amount: int | None, currency: str) -> contract.Money | None:
@@ -76,7 +71,9 @@ class RecordFragments:
         self._lock = threading.Lock()
         self._adapters: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
 
-    def _adapter(self, model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    def list_adapter(self, model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+        """The validator of a list of `model` records, all in one call (one Python call
+        per record cost twice as much)."""
         adapter = self._adapters.get(model)
         if adapter is None:
             made: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
@@ -104,7 +101,7 @@ class RecordFragments:
                     met[id(records[i])] = records[i]
                 while len(met) > self.maxsize:
                     met.popitem(last=False)
-        adapter = self._adapter(model)
+        adapter = self.list_adapter(model)
         if whole:
             return adapter.dump_json(adapter.validate_python(records), by_alias=True)
         models = adapter.validate_python([records[i] for i in missed])
@@ -127,6 +124,10 @@ RECORDS = RecordFragments()
 # three lists, empty and adjacent, as `contract.Dispute` orders its fields. Text the case
 # holds cannot contain it: its quotes are escaped in JSON.
 _NO_RECORDS = b'"evidence":[],"messages":[],"info_requests":[]'
+
+
+def _records(records: Sequence[object], model: type[BaseModel]) -> list[Any]:
+    return RECORDS.list_adapter(model).validate_python(records)
 
 
 def dispute_json(
@@ -215,9 +216,9 @@ def dispute_view(
             amount=contract.Money(amount=dispute.chargeback["amount"], currency=cur),
             at=dispute.chargeback["at"],
         ),
-        evidence=_EVIDENCE.validate_python(dispute.evidence) if records else [],
-        messages=_MESSAGES.validate_python(dispute.messages) if records else [],
-        info_requests=_INFO_REQUESTS.validate_python(dispute.info_requests) if records else [],
+        evidence=_records(dispute.evidence, contract.Evidence) if records else [],
+        messages=_records(dispute.messages, contract.Message) if records else [],
+        info_requests=_records(dispute.info_requests, contract.InfoRequest) if records else [],
         escalated_at=dispute.escalated_at,
         opened_at=dispute.opened_at,
         closed_at=dispute.closed_at,
