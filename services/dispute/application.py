@@ -319,7 +319,10 @@ class DisputeApplication(Application[UUID]):
         if kept is None:
             aggregate = self.repository.get(aggregate_id)
         else:
-            aggregate = project_aggregate(kept, self.events.get(aggregate_id, gt=kept.version))
+            kept_version = kept.version
+            aggregate = project_aggregate(kept, self.events.get(aggregate_id, gt=kept_version))
+            if aggregate.version == kept_version:
+                return aggregate  # nothing newer: what is kept already equals it
         if isinstance(aggregate, Dispute):
             self.latest.put(aggregate)
         return aggregate
