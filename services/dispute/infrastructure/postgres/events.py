@@ -24,11 +24,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing import postgres as es_postgres
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
@@ -57,8 +59,36 @@ from .tables import serialised_ddl
 LAST_HASHES_KEPT = 10_000  # aggregates; about 1 MB
 
 
+def _binary_results(datastore: es_postgres.PostgresDatastore) -> AbstractContextManager[None]:
+    if isinstance(datastore, ResilientPostgresDatastore):
+        return datastore.binary_results()
+    return nullcontext()
+
+
+class BinaryReadsAggregateRecorder(es_postgres.PostgresAggregateRecorder):
+    """The library's recorder, reading events with binary results: the rows are uuid,
+    integers, text and bytea, and a large state (a snapshot) arrives as its bytes instead
+    of as hexadecimal text (see `ResilientPostgresDatastore.binary_results`). The snapshots'
+    recorder, and the base of the events' one."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        with _binary_results(self.datastore):
+            events: Sequence[StoredEvent] = super().select_events(
+                originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
+        return events
+
+
 class IdempotentPostgresApplicationRecorder(
-    es_postgres.PostgresApplicationRecorder, IdempotencyStore
+    BinaryReadsAggregateRecorder, es_postgres.PostgresApplicationRecorder, IdempotencyStore
 ):
     def __init__(
         self,
@@ -99,6 +129,22 @@ class IdempotentPostgresApplicationRecorder(
         self._lock_key_prefix = f"{datastore.schema}.{events_table_name}"
         self._held: dict[str, tuple[Connection[DictRow], int]] = {}
         self._held_lock = threading.Lock()
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's, with binary results (as `select_events`)."""
+        with _binary_results(self.datastore):
+            notifications: Sequence[Notification] = super().select_notifications(
+                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            )
+        return notifications
 
     # Creating the tables ------------------------------------------------------------
 
