@@ -46,6 +46,10 @@ SYSTEM_ACTOR = Actor(Role.SYSTEM, "deadline-worker")
 # kilobytes each for a case of tens of events.
 CACHED_DISPUTES = 1000
 
+# A dispute's snapshot every this many events (DISPUTES_SNAPSHOT_INTERVAL): a load reads
+# the latest snapshot and replays at most this many events after it.
+SNAPSHOT_INTERVAL = 50
+
 # Called with the changed aggregate (and whether it was just created) right before it is
 # saved; what it returns is passed to the recorder as `save(..., idempotency=...)` and
 # stored in the same transaction as the events (the request's idempotent response, see
@@ -59,7 +63,9 @@ def _respond(respond: Respond | None, aggregate: Any, created: bool) -> dict[str
 
 class DisputeApplication(Application[UUID]):
     name = "Disputes"
-    snapshotting_intervals = {Dispute: 50}
+    # On the class, it switches snapshotting on (the library's construct_env reads the
+    # class's); each instance replaces it with its own interval (`snapshot_interval`).
+    snapshotting_intervals = {Dispute: SNAPSHOT_INTERVAL}
 
     def __init__(
         self,
@@ -68,7 +74,12 @@ class DisputeApplication(Application[UUID]):
         clock: Clock | None = None,
         policy: Policy | None = None,
         cached_disputes: int = CACHED_DISPUTES,
+        snapshot_interval: int = SNAPSHOT_INTERVAL,
     ) -> None:
+        if snapshot_interval < 1:
+            raise ValueError(f"snapshot_interval must be at least 1, got {snapshot_interval}")
+        # Read by the library's _take_snapshots on every save, through the instance.
+        self.snapshotting_intervals = {Dispute: snapshot_interval}  # type: ignore[misc]
         super().__init__(env=env)
         self.clock: Clock = clock or SystemClock()
         self.policy = policy or Policy()

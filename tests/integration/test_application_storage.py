@@ -221,6 +221,29 @@ class TestHistory:
         assert loaded.version == 56
         assert state_of(loaded) == state_of(replayed)
 
+    @pytest.mark.parametrize(("interval", "snapshots"), [(3, [3, 6]), (5, [5]), (8, [])])
+    def test_snapshots_are_taken_at_the_configured_interval(
+        self, backend: dict[str, str], clock: RacingClock, interval: int, snapshots: list[int]
+    ) -> None:
+        app = DisputeApplication(env=backend, clock=clock, snapshot_interval=interval)
+        try:
+            dispute_id = open_dispute(app).id
+            for n in range(6):
+                act(app, BUYER, f"c-{n}", str(dispute_id), "messages", {"body": f"Update {n}"})
+            assert app.snapshots is not None
+            assert [s.originator_version for s in app.snapshots.get(dispute_id)] == snapshots
+            loaded = app.repository.get(dispute_id)
+            assert loaded.version == 7
+            assert state_of(loaded) == state_of(project_aggregate(None, app.events.get(dispute_id)))
+        finally:
+            app.close()
+
+    def test_an_interval_below_one_is_refused_at_construction(self) -> None:
+        with pytest.raises(ValueError, match="snapshot_interval"):
+            DisputeApplication(
+                env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, snapshot_interval=0
+            )
+
 
 class TestTimeOuts:
     def test_seller_silence_fires_once_and_a_second_sweep_fires_nothing(
