@@ -97,7 +97,10 @@ def _start_application(
     for attempt in range(1, attempts + 1):
         try:
             return DisputeApplication(
-                env=settings.persistence_env(), clock=clock, policy=settings.policy
+                env=settings.persistence_env(),
+                clock=clock,
+                policy=settings.policy,
+                snapshot_interval=settings.snapshot_interval,
             )
         except PersistenceError as exc:
             if attempt == attempts:

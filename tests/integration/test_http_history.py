@@ -53,6 +53,20 @@ def test_every_response_carries_a_request_id(api: Api) -> None:
     assert refused.json()["request_id"] == "mine-1"
 
 
+@pytest.mark.parametrize(("interval", "snapshots"), [(3, [3]), (5, [])])
+def test_the_service_snapshots_a_dispute_every_snapshot_interval_events(
+    backend: dict[str, str], interval: int, snapshots: list[int]
+) -> None:
+    with running_service(backend, snapshot_interval=interval) as service:
+        dispute = service.open_dispute()
+        for n in range(3):
+            sent = service.act(dispute, "messages", "buyer", "b1", {"body": f"note {n}"})
+            assert sent.status_code == 200, sent.text
+        application = service.client.app.state.application  # type: ignore[attr-defined]
+        stored = application.snapshots.get(uuid.UUID(dispute["id"]))
+        assert [s.originator_version for s in stored] == snapshots
+
+
 def test_a_dispute_as_it_was_at_a_version_or_a_moment(api: Api) -> None:
     dispute = api.open_dispute()
     time.sleep(0.01)

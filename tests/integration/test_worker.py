@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -21,7 +22,10 @@ from services.dispute.domain import Dispute
 from services.dispute.sandbox_clock import ClockStore, ServiceClock
 from services.dispute.scheduler import DeadlineScheduler
 from services.dispute.settings import load_settings
-from tests.integration.test_scheduler import count_events, dispute, open_case
+from services.dispute.worker import _start_application
+from shared.clock import FixedClock
+from tests.integration.http_support import settings_for
+from tests.integration.test_scheduler import T0, count_events, dispute, open_case
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -165,5 +169,22 @@ def test_worker_killed_and_restarted_fires_everything_once(
         assert "deadline worker stopped" in logs()
         expected, _ = tracker.computed_from_zero()
         assert tracker.pending() == expected == {}
+    finally:
+        app.close()
+
+
+def test_the_worker_snapshots_a_dispute_every_snapshot_interval_events(
+    backend: dict[str, str],
+) -> None:
+    time_now = FixedClock(T0)
+    clock = ServiceClock(base=time_now)
+    app = _start_application(settings_for(backend, snapshot_interval=2), clock, threading.Event())
+    assert app is not None
+    try:
+        case = open_case(app, "o-w-snap")
+        time_now.advance(timedelta(days=5, minutes=1))  # the seller's response window lapses
+        assert DeadlineScheduler(app, clock).run_once() == 1
+        assert app.snapshots is not None
+        assert [s.originator_version for s in app.snapshots.get(case)] == [2]
     finally:
         app.close()

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
                 clock=make_clock(settings),
                 policy=settings.policy,
                 cached_disputes=settings.cached_disputes,
+                snapshot_interval=settings.snapshot_interval,
             )
         )
         app.state.application = application
