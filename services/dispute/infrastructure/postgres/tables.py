@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -15,6 +15,7 @@ from eventsourcing import postgres as es_postgres
 
 from ..clock import SandboxClockRecorder
 from ..deadlines import PENDING_TABLE, TRACKING_TABLE, UNCHANGED, PendingDeadlineRecorder, Visit
+from ..pool import DatabaseUnavailable, first_line, translate
 from ..quarantine import QuarantineRecorder
 from ..tables import TableRecorder
 from ..webhooks import RelayPositionRecorder, WebhookRecorder
@@ -34,12 +35,24 @@ def serialised_ddl(datastore: es_postgres.PostgresDatastore, name: str) -> Itera
     params = {k: v for k, v in kwargs.items() if k != "row_factory"}
     digest = hashlib.sha256(f"{datastore.schema}.{name}".encode()).digest()
     key = int.from_bytes(digest[:8], "big", signed=True)
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    # Outside the pool, so its errors are translated here as the pool's are: a refused
+    # connection ("too many clients", the server away) is DatabaseUnavailable (a 503 to
+    # a request that creates tables on first use), never a raw psycopg error.
+    try:
+        conn = psycopg.connect(**params, autocommit=True)
+    except psycopg.OperationalError as error:
+        raise DatabaseUnavailable(first_line(error)) from error
+    with conn:
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        except psycopg.Error as error:
+            raise translate(error) from error
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            # If this fails, the session ends as the block closes it, and the lock with it.
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 class PostgresTables(TableRecorder):
