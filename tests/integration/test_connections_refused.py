@@ -11,22 +11,20 @@ Merkle log routes create their tables on first use, on a connection of their own
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from services.dispute.infrastructure.pool import DatabaseUnavailable, ResilientPostgresDatastore
 from services.dispute.infrastructure.postgres import serialised_ddl
 from services.gateway.app import create_app as create_gateway
 from shared.contract import PROBLEM_MEDIA_TYPE
-from tests.conftest import PgConnInfo, connect, postgres_env
+from tests.conftest import PgConnInfo, postgres_env
 
 from .gateway_servers import free_port, serve
 from .http_support import TOKEN, headers, uvicorn_server
+from .pg_roles import Role, limited_role
 from .test_gateway import bearer, settings, token
 
 pytestmark = pytest.mark.postgres
@@ -36,66 +34,10 @@ pytestmark = pytest.mark.postgres
 FIRST_USE_ROUTES = {"/v1/disputes": 200, "/v1/stats/sellers": 200, "/v1/audit/checkpoint": 404}
 
 
-class Role:
-    """A login role owning a schema of its own, whose connection limit can be changed."""
-
-    def __init__(self, conninfo: PgConnInfo) -> None:
-        self.admin = conninfo
-        self.name = f"r_{uuid.uuid4().hex[:10]}"
-        self.schema = f"t_{uuid.uuid4().hex[:12]}"
-        self.conninfo = {**conninfo, "user": self.name, "password": ""}
-
-    def create(self) -> None:
-        role, schema = sql.Identifier(self.name), sql.Identifier(self.schema)
-        with connect(self.admin) as admin:
-            admin.execute(sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 20").format(role))
-            admin.execute(
-                sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-                    sql.Identifier(self.admin["dbname"]), role
-                )
-            )
-            admin.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(schema, role))
-
-    def limit(self, connections: int) -> None:
-        with connect(self.admin) as admin:
-            admin.execute(
-                sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-                    sql.Identifier(self.name), sql.Literal(connections)
-                )
-            )
-
-    def sessions(self) -> int:
-        with connect(self.admin) as admin:
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (self.name,)
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def drop(self) -> None:
-        role = sql.Identifier(self.name)
-        with connect(self.admin) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (self.name,),
-            )
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(self.schema)))  # fmt: skip
-            admin.execute(sql.SQL("DROP OWNED BY {}").format(role))
-            admin.execute(sql.SQL("DROP ROLE {}").format(role))
-
-
 @pytest.fixture
 def role(pg_conninfo: PgConnInfo) -> Iterator[Role]:
-    limited = Role(pg_conninfo)
-    try:
-        limited.create()
-    except psycopg.errors.InsufficientPrivilege as error:
-        pytest.skip(f"cannot create a role to limit its connections: {error}")
-    try:
+    with limited_role(pg_conninfo) as limited:
         yield limited
-    finally:
-        limited.drop()
 
 
 def assert_unavailable(response: httpx.Response) -> None:
