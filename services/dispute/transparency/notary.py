@@ -21,14 +21,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
-
 from services.dispute import merkle
+from services.dispute.infrastructure.pool import TRANSIENT_ERRORS, first_line
 
 from .checkpoint import Checkpoint, CheckpointError, Signer, Verifier, open_checkpoint
 from .tree import PositionMoved, TreeState, TreeStore, leaves_for
 
 log = logging.getLogger(__name__)
+
+# While the database is away, the notary tries again after a pause that doubles from the
+# first to the last of these, so it follows again within about RETRY_MAX_SECONDS of the
+# database's return.
+RETRY_FIRST_SECONDS = 0.25
+RETRY_MAX_SECONDS = 2.0
 
 DEV_KEY_NAME = "localhost/disputes-dev"
 DEV_KEY_FILE = "checkpoint-dev.key"
@@ -171,6 +176,7 @@ class Notary:
         self._unsigned_since: float | None = None
         self._nats_pending: list[tuple[int, str]] = []  # published to the files, not NATS yet
         self.refused: str | None = None  # why the last checkpoint was refused, if it was
+        self._down_since: float | None = None  # when the database went away, if it is
 
     @property
     def verifier(self) -> Verifier:
@@ -268,22 +274,49 @@ class Notary:
             )
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+        """Follows the feed and signs checkpoints until `stop` is set. A transient
+        storage error (the database away; the batch rolled back) is retried after a
+        pause doubling from RETRY_FIRST_SECONDS to RETRY_MAX_SECONDS, never giving up;
+        one line says when the database went and one when it is back."""
+        retry = RETRY_FIRST_SECONDS
         while not stop.is_set():
             try:
                 appended = self.run_once()
+                self._database_back()
                 self.checkpoint()
-            except (InterfaceError, OperationalError) as error:
-                log.warning("tree batch failed, retrying: %s", error)
-                stop.wait(min(5.0, poll_seconds * 4))
+            except TRANSIENT_ERRORS as error:
+                self._database_gone(error)
+                stop.wait(retry)
+                retry = min(retry * 2, RETRY_MAX_SECONDS)
                 continue
             except (RefusedCheckpoint, CheckpointError) as refused:
                 self.refused = str(refused)
                 log.error("checkpoint refused: %s", refused)
                 stop.wait(max(poll_seconds, 5.0))
                 continue
+            retry = RETRY_FIRST_SECONDS
             self.refused = None
             if not appended:
                 stop.wait(poll_seconds)
+
+    def _database_gone(self, error: Exception) -> None:
+        if self._down_since is None:
+            self._down_since = self.monotonic()
+            log.warning(
+                "database unavailable (%s); retrying every %.2f to %.0f s",
+                first_line(error),
+                RETRY_FIRST_SECONDS,
+                RETRY_MAX_SECONDS,
+            )
+        else:
+            log.debug("database still unavailable: %s", first_line(error))
+
+    def _database_back(self) -> None:
+        if self._down_since is not None:
+            log.warning(
+                "database available again after %.1f s", self.monotonic() - self._down_since
+            )
+            self._down_since = None
 
 
 def build(app: Any, settings: Any, **kwargs: Any) -> Notary:
