@@ -37,6 +37,8 @@ class Receiver:
     fail_with: list[int] = field(default_factory=list)
     slow_times: int = 0
     slow_seconds: float = 0.0
+    location: str = ""  # sent with a 3xx answer
+    body_bytes: int = 0  # the size of each answer's body
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -82,8 +84,11 @@ def receiver() -> Iterator[Receiver]:
                 state.received.append(Received(headers, body, arrived, status))
             try:
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                if 300 <= status < 400 and state.location:
+                    self.send_header("Location", state.location)
+                self.send_header("Content-Length", str(state.body_bytes))
                 self.end_headers()
+                self.wfile.write(b"x" * state.body_bytes)
             except OSError:  # the deliverer gave up waiting
                 pass
 

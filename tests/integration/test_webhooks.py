@@ -237,6 +237,27 @@ def test_a_failing_then_slow_endpoint_is_retried_in_order_without_holding_up_oth
         assert {e["status"] for e in log if e["position"] != events[0]["position"]} == {"delivered"}
 
 
+def test_a_redirect_is_a_failed_attempt_and_a_large_answer_does_not_stall_delivery(
+    api: Api,
+) -> None:
+    with receiver() as odd, receiver() as elsewhere:
+        odd.fail_with, odd.location = [307], elsewhere.url
+        odd.body_bytes = 200_000  # beyond what is read: the connection is dropped each time
+        hook = subscribe(api, odd.url)
+        with delivering(api, concurrency=1, timeout=2.0):
+            some_events(api)
+            events = feed(api)
+            odd.wait_for(len(events), timeout=20)
+        assert [r.event_id for r in first_of_each(odd.delivered())] == [e["id"] for e in events]
+        assert elsewhere.received == []  # the redirect was not followed
+        log = api.call("GET", f"/v1/webhooks/{hook['id']}/deliveries?limit=500",
+                       "service", "payments").json()["deliveries"][::-1]  # fmt: skip
+        assert [(e["status"], e["response_code"]) for e in log[:2]] == [
+            ("failed", 307), ("delivered", 200)
+        ]  # fmt: skip
+        assert log[0]["error"] == "answered 307"
+
+
 def test_a_subscription_gets_only_its_event_types_and_replays_from_a_position(api: Api) -> None:
     with receiver() as endpoint:
         hook = subscribe(api, endpoint.url, ["MessagePosted", "OfferMade"])

@@ -39,9 +39,9 @@ def main() -> int:
         print(f"delivery process: bad configuration:\n{describe(exc)}", file=sys.stderr)
         return 2  # `make run` does not restart a child that exits with 2
     observability.setup_logging("delivery", settings)
-    # httpx logs every request at INFO: one line per delivery. The deliveries log is the
-    # record of attempts (GET /v1/webhooks/{id}/deliveries); failures are logged below.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The deliveries log is the record of attempts (GET /v1/webhooks/{id}/deliveries);
+    # failures are logged by the deliverer, so urllib3's per-connection lines are not.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     check_database(settings, "delivery process")
     stop = threading.Event()
 
