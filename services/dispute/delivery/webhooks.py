@@ -94,7 +94,7 @@ class Deliverer:
         self.record_seconds = record_seconds
         self.now = now
         # urllib3 rather than httpx: a delivery's own CPU is about 250 µs of HTTP client
-        # against 400 (bench notes in README, "Events out"). No retries and no redirects:
+        # against 400 (README, Benchmarks, the third round). No retries and no redirects:
         # a failure is an attempt, retried on the subscription's schedule. Keep-alive, one
         # pool per destination host.
         self.client = urllib3.PoolManager(
